@@ -1,0 +1,1 @@
+"""migrate-bot: move Xen VMs from Slack with a checklist, approval and an audit trail."""

@@ -1,0 +1,172 @@
+"""Typed records shared by the pure parts and the I/O parts.
+
+`bot/xen/` turns XAPI records into these facts (ints as ints, refs as strings), so the
+planner, the checklist and the renderers never see a raw XAPI dict.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["live", "offline"]
+ShutdownKind = Literal["clean", "hard"]
+PowerState = Literal["Halted", "Paused", "Running", "Suspended"]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    ref: str
+    uuid: str
+    name: str
+    address: str
+    enabled: bool
+    live: bool
+    is_master: bool
+    free_memory: int  # host.compute_free_memory, bytes
+    current_operations: dict[str, str] = field(default_factory=dict)  # task ref -> op
+
+
+@dataclass(frozen=True)
+class SRFacts:
+    ref: str
+    uuid: str
+    name: str
+    type: str
+    shared: bool
+    physical_size: int
+    physical_utilisation: int
+    hosts: frozenset[str]  # refs of hosts with a currently attached PBD
+
+    @property
+    def free(self) -> int:
+        return max(0, self.physical_size - self.physical_utilisation)
+
+
+@dataclass(frozen=True)
+class SnapshotDisk:
+    """A disk of one of the VM's snapshots: it moves with its parent disk."""
+
+    vdi_ref: str
+    snapshot_of: str  # the parent disk's VDI ref
+    sr_ref: str
+    virtual_size: int
+    physical_utilisation: int
+
+
+@dataclass(frozen=True)
+class DiskFacts:
+    """One non-CD, non-empty VBD of the VM and its VDI."""
+
+    vbd_ref: str
+    vdi_ref: str
+    vdi_uuid: str
+    name: str
+    userdevice: str  # "0", "1", ... as XenCenter and `xe vbd-list` show it
+    device: str  # "xvda", "hda", ... ("" while never attached)
+    sr_ref: str
+    virtual_size: int
+    physical_utilisation: int
+    cbt_enabled: bool
+
+
+@dataclass(frozen=True)
+class SnapshotFacts:
+    ref: str
+    uuid: str
+    name: str
+    vdi_refs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VMFacts:
+    ref: str
+    uuid: str
+    name: str
+    power_state: PowerState
+    resident_on: str  # host ref or OpaqueRef:NULL
+    affinity: str
+    memory_static_max: int
+    memory_overhead: int
+    current_operations: dict[str, str]
+    tags: tuple[str, ...]
+    other_config: dict[str, str]
+    disks: tuple[DiskFacts, ...]
+    snapshots: tuple[SnapshotFacts, ...]
+    snapshot_disks: tuple[SnapshotDisk, ...]
+    has_guest_tools: bool  # PV drivers detected (xapi's VM_LACKS_FEATURE test)
+    cpu_usage: float | None  # VM.query_data_source "cpu_usage"; None when unknown
+
+    @property
+    def memory_needed(self) -> int:
+        """The bot's conservative rule: static max plus overhead must fit on the host."""
+        return self.memory_static_max + self.memory_overhead
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    """The small classes of one pool, read in bulk."""
+
+    name: str
+    master_ref: str
+    ha_enabled: bool
+    hosts: dict[str, HostFacts]  # by ref
+    srs: dict[str, SRFacts]  # by ref
+
+
+class Severity(enum.StrEnum):
+    PASS = "pass"
+    WARNING = "warning"
+    BLOCKER = "blocker"
+
+
+class Fix(enum.StrEnum):
+    """A checklist item's one-click remedy (a button in Slack)."""
+
+    SWITCH_TO_OFFLINE = "switch_offline"
+    DELETE_SNAPSHOTS = "delete_snapshots"
+    EXCLUDE_FROM_BACKUP = "exclude_backup"
+    HARD_SHUTDOWN = "hard_shutdown"
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str  # stable identifier, e.g. "memory", "snapshots"
+    severity: Severity
+    title: str  # short label, e.g. "Snapshots"
+    reason: str  # one line: what was found
+    fix: str = ""  # one line: how to fix it ("" for a pass)
+    action: Fix | None = None
+
+
+@dataclass(frozen=True)
+class DiskMove:
+    disk: DiskFacts
+    dest_sr_ref: str
+
+    @property
+    def moves(self) -> bool:
+        return self.dest_sr_ref != self.disk.sr_ref
+
+
+@dataclass(frozen=True)
+class Plan:
+    vm: VMFacts
+    source_host_ref: str  # resident_on, or the affinity/"none" for a halted VM
+    dest_host_ref: str
+    mode: Mode
+    shutdown: ShutdownKind
+    disks: tuple[DiskMove, ...]
+    call: Literal["pool_migrate", "migrate_send", "none"]
+    estimate_seconds: float
+    downtime_seconds: float
+
+    @property
+    def moves_storage(self) -> bool:
+        return any(d.moves for d in self.disks)
+
+    @property
+    def vdi_map(self) -> dict[str, str]:
+        """Every disk of the VM, as migrate_send requires (snapshot disks follow their parent)."""
+        return {d.disk.vdi_ref: d.dest_sr_ref for d in self.disks}

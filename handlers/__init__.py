@@ -1,0 +1,1 @@
+"""Thin Slack listeners: ack, parse, authorise, delegate to `bot`."""
