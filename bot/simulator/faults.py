@@ -1,0 +1,91 @@
+"""What the simulator does differently on demand: faults, timing and the call log.
+
+Tests set these in-process (`sim.faults.fail_next_migration(...)`); people and other
+processes use the control endpoint (`POST /control`), which calls the same methods.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+EMU_MANAGER_FAILURE = (
+    'xenopsd internal error: Domain.Emu_manager_failure("Received error from emu-manager: '
+    'xenguest Invalid argument")'
+)
+
+
+@dataclass
+class Timing:
+    """Durations in simulator seconds; transfer time grows with the bytes to copy."""
+
+    storage_bytes_per_s: float = 200e6
+    memory_bytes_per_s: float = 1e9
+    clean_shutdown_s: float = 4.0
+    hard_shutdown_s: float = 0.5
+    start_s: float = 5.0
+    lock_wait_s: float = 60.0  # xapi waits up to 2 h on a busy VM before failing
+    agent_restart_delay_s: float = 1.0
+    agent_down_s: float = 5.0
+    session_idle_s: float = 86400.0
+    tick_s: float = 0.05
+    max_storage_migrations: int = 3
+
+
+@dataclass
+class FailRule:
+    vm: str | None  # a VM ref, or None for the next migration of any VM
+    at: float  # progress fraction where the task fails
+    error: list[str]
+
+
+@dataclass
+class Faults:
+    fail_rules: list[FailRule] = field(default_factory=list)
+    stick_rules: list[str | None] = field(default_factory=list)
+    live_fail_load: float = 0.9  # live migration of a VM above this CPU load fails
+    refuse_clean_shutdown: set[str] = field(default_factory=set)
+    drop_until: float = 0.0  # simulator time until which connections are dropped
+    drop_mode: str = "reset"  # "reset" closes the socket, "hang" never answers
+    latency_s: float = 0.0  # real seconds added to every call (benchmarks)
+    session_max_calls: int | None = None  # a session expires after this many calls
+
+    def fail_next_migration(
+        self, at: float = 0.5, error: list[str] | None = None, vm: str | None = None
+    ) -> None:
+        """The next migration (of `vm`, or any) fails when its progress reaches `at`."""
+        self.fail_rules.append(FailRule(vm, at, error or ["MIRROR_FAILED", "OpaqueRef:NULL"]))
+
+    def stick_next_migration(self, vm: str | None = None) -> None:
+        """The next migration succeeds but leaves its operation in current_operations."""
+        self.stick_rules.append(vm)
+
+    def take_fail_rule(self, vm: str) -> FailRule | None:
+        for rule in self.fail_rules:
+            if rule.vm in (None, vm):
+                self.fail_rules.remove(rule)
+                return rule
+        return None
+
+    def take_stick_rule(self, vm: str) -> bool:
+        for rule in self.stick_rules:
+            if rule in (None, vm):
+                self.stick_rules.remove(rule)
+                return True
+        return False
+
+
+class CallLog:
+    """Every call the simulator served: counts by method, for tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.total = 0
+
+    def record(self, method: str) -> None:
+        self.counts[method] += 1
+        self.total += 1
+
+    def reset(self) -> None:
+        self.counts.clear()
+        self.total = 0

@@ -1,0 +1,166 @@
+"""VM lifecycle operations an offline migration and snapshot clean-up need.
+
+Simplifications: `VM.start` picks the affinity host when it can, else the first host with
+room (xapi's placement is smarter); `VM.destroy` of a snapshot removes its VBDs but not its
+VDIs, exactly as xapi does, so callers must `VDI.destroy` the disks themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+from bot.simulator import rules
+from bot.simulator.pool import Call, Simulator, Wait, xapi
+from bot.simulator.wire import NULL_REF, XapiError
+
+Proc = Generator[Wait, None, object]
+
+
+def _shutdown(sim: Simulator, task: str, vm: str, op: str, hard: bool) -> Proc:
+    rules.assert_operable(sim, vm, op)
+    if not hard and not rules.has_tools(sim, vm):
+        raise XapiError("VM_LACKS_FEATURE", vm)
+    yield from rules.with_vm_operation(sim, task, vm, op)
+    try:
+        if not hard and vm in sim.faults.refuse_clean_shutdown:
+            yield from rules.progress(sim, task, 0, 0.5, sim.timing.clean_shutdown_s)
+            raise XapiError("VM_SHUTDOWN_TIMEOUT", vm, "1200.")
+        seconds = sim.timing.hard_shutdown_s if hard else sim.timing.clean_shutdown_s
+        yield from rules.progress(sim, task, 0, 1, seconds)
+        rules.place(sim, vm, NULL_REF, "Halted")
+    finally:
+        rules.clear_operation(sim, "VM", vm, task)
+    return ""
+
+
+@xapi("VM.clean_shutdown")
+def clean_shutdown(sim: Simulator, call: Call, vm: str) -> Proc:
+    return (yield from _shutdown(sim, call.task, vm, "clean_shutdown", hard=False))
+
+
+@xapi("VM.hard_shutdown")
+def hard_shutdown(sim: Simulator, call: Call, vm: str) -> Proc:
+    return (yield from _shutdown(sim, call.task, vm, "hard_shutdown", hard=True))
+
+
+@xapi("VM.shutdown")
+def shutdown(sim: Simulator, call: Call, vm: str) -> Proc:
+    """Clean first, hard if the guest does not cooperate (xapi since Clearwater)."""
+    task = call.task
+    try:
+        return (yield from _shutdown(sim, task, vm, "shutdown", hard=False))
+    except XapiError as error:
+        if error.code not in ("VM_LACKS_FEATURE", "VM_SHUTDOWN_TIMEOUT"):
+            raise
+    return (yield from _shutdown(sim, task, vm, "shutdown", hard=True))
+
+
+def _start(sim: Simulator, task: str, vm: str, host: str, op: str) -> Proc:
+    rules.assert_operable(sim, vm, op)
+    rules.assert_can_boot_here(sim, vm, host)
+    yield from rules.with_vm_operation(sim, task, vm, op)
+    try:
+        sim.db.update("VM", vm, scheduled_to_be_resident_on=host)
+        with rules.operation(sim, task, "host", host, "vm_start"):
+            yield from rules.progress(sim, task, 0, 1, sim.timing.start_s)
+        rules.place(sim, vm, host, "Running")
+    finally:
+        if rules.vm(sim, vm)["scheduled_to_be_resident_on"] == host:
+            sim.db.update("VM", vm, scheduled_to_be_resident_on=NULL_REF)
+        rules.clear_operation(sim, "VM", vm, task)
+    return ""
+
+
+@xapi("VM.start_on")
+def start_on(
+    sim: Simulator, call: Call, vm: str, host: str, start_paused: bool, force: bool
+) -> Proc:
+    sim.db.get("host", host)
+    return (yield from _start(sim, call.task, vm, host, "start_on"))
+
+
+@xapi("VM.start")
+def start(sim: Simulator, call: Call, vm: str, start_paused: bool, force: bool) -> Proc:
+    affinity = rules.vm(sim, vm)["affinity"]
+    candidates = [affinity] if sim.db.exists("host", affinity) else []
+    candidates += [h for h in sim.db.tables["host"] if h != affinity]
+    for host in candidates:
+        try:
+            rules.assert_can_boot_here(sim, vm, host)
+        except XapiError:
+            continue
+        return (yield from _start(sim, call.task, vm, host, "start"))
+    rules.assert_operable(sim, vm, "start")
+    raise XapiError("NO_HOSTS_AVAILABLE")
+
+
+@xapi("VM.destroy")
+def destroy(sim: Simulator, call: Call, vm: str) -> str:
+    """Remove the VM record, its VBDs, VIFs and metrics; its VDIs stay (as in xapi)."""
+    rules.assert_operable(sim, vm, "destroy")
+    record = rules.vm(sim, vm)
+    if record["current_operations"]:
+        task, op = next(iter(record["current_operations"].items()))
+        raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm, op, task)
+    for vbd in record["VBDs"]:
+        vdi = sim.db.get("VBD", vbd)["VDI"]
+        if sim.db.exists("VDI", vdi):
+            vbds = [v for v in sim.db.get("VDI", vdi)["VBDs"] if v != vbd]
+            sim.db.update("VDI", vdi, VBDs=vbds)
+        sim.db.delete("VBD", vbd)
+    for vif in record["VIFs"]:
+        sim.db.delete("VIF", vif)
+    for cls, ref in (
+        ("VM_metrics", record["metrics"]),
+        ("VM_guest_metrics", record["guest_metrics"]),
+    ):
+        if sim.db.exists(cls, ref):
+            sim.db.delete(cls, ref)
+    parent = record["snapshot_of"]
+    if sim.db.exists("VM", parent):
+        snaps = [s for s in rules.vm(sim, parent)["snapshots"] if s != vm]
+        sim.db.update("VM", parent, snapshots=snaps)
+    sim.db.delete("VM", vm)
+    sim.load.pop(vm, None)
+    return ""
+
+
+@xapi("VDI.destroy")
+def vdi_destroy(sim: Simulator, call: Call, vdi: str) -> str:
+    record = sim.db.get("VDI", vdi)
+    if record["VBDs"]:
+        raise XapiError("VDI_IN_USE", vdi, "destroy")
+    sr = sim.db.get("SR", record["SR"])
+    used = int(sr["physical_utilisation"]) - int(record["physical_utilisation"])
+    allocated = int(sr["virtual_allocation"]) - int(record["virtual_size"])
+    sim.db.update(
+        "SR",
+        record["SR"],
+        VDIs=[v for v in sr["VDIs"] if v != vdi],
+        physical_utilisation=str(max(0, used)),
+        virtual_allocation=str(max(0, allocated)),
+    )
+    parent = record["snapshot_of"]
+    if sim.db.exists("VDI", parent):
+        sim.db.update(
+            "VDI", parent, snapshots=[s for s in sim.db.get("VDI", parent)["snapshots"] if s != vdi]
+        )
+    sim.db.delete("VDI", vdi)
+    return ""
+
+
+@xapi("VM.power_state_reset")
+def power_state_reset(sim: Simulator, call: Call, vm: str) -> str:
+    """Halted in the database only, and every operation forgotten (`xe vm-reset-powerstate`)."""
+    sim.db.update("VM", vm, current_operations={})
+    rules.place(sim, vm, NULL_REF, "Halted")
+    return ""
+
+
+@xapi("VM.query_data_source")
+def query_data_source(sim: Simulator, call: Call, vm: str, name: str) -> float:
+    """`cpu_usage` and `cpu<N>` from the VM's simulated load; missing for a halted VM."""
+    record = rules.vm(sim, vm)
+    if record["power_state"] != "Running" or not (name == "cpu_usage" or name.startswith("cpu")):
+        raise XapiError("INTERNAL_ERROR", f"Rrd_interface.Rrdd_error(Datasource_missing {name})")
+    return float(sim.load.get(vm, 0.05))

@@ -1,0 +1,235 @@
+"""Intra-pool migration: `VM.pool_migrate`, `host.migrate_receive` + `VM.migrate_send`,
+and the pre-checks `VM.assert_can_migrate` / `VM.assert_can_boot_here`.
+
+Transfer time = bytes to copy / `Timing.storage_bytes_per_s` (moving disks and their
+snapshot disks) then memory / `Timing.memory_bytes_per_s` for a running VM; progress is
+bytes-weighted across both phases, as xapi weights its disk copies.
+Simplifications: a moved disk keeps its VDI ref (xapi creates a new VDI on the
+destination SR and destroys the old one); cross-pool migration is not simulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bot.simulator import rules
+from bot.simulator.faults import EMU_MANAGER_FAILURE
+from bot.simulator.pool import Call, Simulator, Wait, xapi
+from bot.simulator.wire import NULL_REF, XapiError
+
+Proc = Generator[Wait, None, object]
+TRUE = ("true", "on", "1")
+
+
+def _forced(options: dict[str, Any]) -> bool:
+    return str(options.get("force", "false")).lower() in TRUE
+
+
+def _mobility(sim: Simulator, vm: str, options: dict[str, Any]) -> None:
+    """Checks xapi makes for a running VM whose memory moves."""
+    record = rules.vm(sim, vm)
+    if record["platform"].get("nomigrate") in TRUE:
+        raise XapiError("VM_IS_IMMOBILE", vm)
+    if record["attached_PCIs"]:
+        raise XapiError("VM_HAS_PCI_ATTACHED", vm)
+    if not rules.has_tools(sim, vm) and not _forced(options):
+        raise XapiError("VM_LACKS_FEATURE", vm)
+
+
+def _check_migrate_send(
+    sim: Simulator, vm: str, dest: Any, vdi_map: Any, vif_map: Any, options: Any
+) -> str:
+    """assert_can_migrate's rules; returns the destination host."""
+    if not isinstance(dest, dict) or "host" not in dest:
+        raise XapiError("INTERNAL_ERROR", "migrate_send: destination map lacks 'host'")
+    host = dest["host"]
+    sim.db.get("host", host)
+    rules.assert_operable(sim, vm, "migrate_send")
+    if vif_map:
+        raise XapiError(
+            "OPERATION_NOT_ALLOWED",
+            "VIF mapping is not allowed for intra-pool migration -all VIFs must be on the same "
+            "network",
+        )
+    if str(options.get("copy", "false")).lower() in TRUE:
+        raise XapiError(
+            "OPERATION_NOT_ALLOWED", "Copy mode is disallowed on intra pool storage migration"
+        )
+    for _, vdi in rules.disks(sim, vm):
+        if vdi not in vdi_map:
+            raise XapiError("VDI_NOT_IN_MAP", vdi)
+    for vdi, sr in vdi_map.items():
+        record = sim.db.get("VDI", vdi)
+        sim.db.get("SR", sr)
+        if not rules.sr_visible(sim, sr, host):
+            raise XapiError("VM_REQUIRES_SR", vm, sr)
+        if record["SR"] != sr and record["cbt_enabled"]:
+            raise XapiError("VDI_CBT_ENABLED", vdi)
+    if rules.vm(sim, vm)["power_state"] == "Running":
+        _mobility(sim, vm, options)
+    rules.assert_host_usable(sim, host)
+    rules.assert_memory(sim, vm, host)
+    return host
+
+
+def _moving(sim: Simulator, vdi_map: dict[str, str]) -> dict[str, str]:
+    """VDIs whose SR changes, with the snapshot disks that follow their parent."""
+    moving = {vdi: sr for vdi, sr in vdi_map.items() if sim.db.get("VDI", vdi)["SR"] != sr}
+    for vdi, sr in list(moving.items()):
+        for snap in sim.db.get("VDI", vdi)["snapshots"]:
+            moving.setdefault(snap, sr)
+    return moving
+
+
+def _assert_space(sim: Simulator, moving: dict[str, str]) -> None:
+    needed: dict[str, int] = {}
+    for vdi, sr in moving.items():
+        needed[sr] = needed.get(sr, 0) + int(sim.db.get("VDI", vdi)["physical_utilisation"])
+    for sr, size in needed.items():
+        record = sim.db.get("SR", sr)
+        if size > int(record["physical_size"]) - int(record["physical_utilisation"]):
+            raise XapiError("SR_BACKEND_FAILURE_44", "", "There is insufficient space", "")
+
+
+def _move_vdi(sim: Simulator, vdi: str, sr: str) -> None:
+    record = sim.db.get("VDI", vdi)
+    old = record["SR"]
+    used, size = int(record["physical_utilisation"]), int(record["virtual_size"])
+    for target, sign in ((old, -1), (sr, 1)):
+        srec = sim.db.get("SR", target)
+        vdis = [v for v in srec["VDIs"] if v != vdi] + ([vdi] if sign > 0 else [])
+        sim.db.update(
+            "SR",
+            target,
+            VDIs=vdis,
+            physical_utilisation=str(max(0, int(srec["physical_utilisation"]) + sign * used)),
+            virtual_allocation=str(max(0, int(srec["virtual_allocation"]) + sign * size)),
+        )
+    sim.db.update("VDI", vdi, SR=sr)
+
+
+def _migration(
+    sim: Simulator,
+    task: str,
+    vm: str,
+    host: str,
+    op: str,
+    moving: dict[str, str],
+    options: dict[str, Any],
+) -> Proc:
+    """The body both migration calls share: reserve, copy disks, copy memory, land."""
+    running = rules.vm(sim, vm)["power_state"] == "Running"
+    copy = sum(int(sim.db.get("VDI", v)["virtual_size"]) for v in moving)
+    memory = int(rules.vm(sim, vm)["memory_static_max"]) if running else 0
+    total = max(1, copy + memory)
+    rule = sim.faults.take_fail_rule(vm)
+    fail_at, error = (rule.at, rule.error) if rule else (None, None)
+    if running and sim.load.get(vm, 0.0) > sim.faults.live_fail_load and not fail_at:
+        fail_at = (copy + 0.6 * memory) / total
+        error = ["INTERNAL_ERROR", EMU_MANAGER_FAILURE]
+    yield from rules.with_vm_operation(sim, task, vm, op)
+    stuck = False
+    try:
+        if running:
+            sim.db.update("VM", vm, scheduled_to_be_resident_on=host)
+            rules.set_operation(sim, "host", host, task, "vm_migrate")
+        _assert_space(sim, moving)
+        seconds = copy / sim.timing.storage_bytes_per_s
+        yield from rules.progress(sim, task, 0, copy / total, seconds, fail_at, error)
+        if op == "migrate_send":
+            rules.not_cancellable(sim, task)
+        seconds = memory / sim.timing.memory_bytes_per_s
+        yield from rules.progress(sim, task, copy / total, 1.0, seconds, fail_at, error)
+        for vdi, sr in moving.items():
+            _move_vdi(sim, vdi, sr)
+        if running:
+            rules.place(sim, vm, host, "Running")
+        stuck = sim.faults.take_stick_rule(vm)
+    finally:
+        if rules.vm(sim, vm)["scheduled_to_be_resident_on"] == host:
+            sim.db.update("VM", vm, scheduled_to_be_resident_on=NULL_REF)
+            rules.refresh_host_metrics(sim, host)
+        if not stuck:
+            rules.clear_operation(sim, "VM", vm, task)
+            rules.clear_operation(sim, "host", host, task)
+    return vm
+
+
+@xapi("VM.pool_migrate")
+def pool_migrate(sim: Simulator, call: Call, vm: str, host: str, options: dict) -> Proc:
+    rules.assert_operable(sim, vm, "pool_migrate")
+    _mobility(sim, vm, options)
+    rules.assert_can_boot_here(sim, vm, host)
+    yield from _migration(sim, call.task, vm, host, "pool_migrate", {}, options)
+    return ""
+
+
+def _storage_migrations(sim: Simulator) -> int:
+    return sum(
+        1
+        for record in sim.db.tables["VM"].values()
+        for op in record["current_operations"].values()
+        if op == "migrate_send"
+    )
+
+
+@xapi("VM.migrate_send")
+def migrate_send(
+    sim: Simulator,
+    call: Call,
+    vm: str,
+    dest: dict,
+    live: bool,
+    vdi_map: dict,
+    vif_map: dict,
+    options: dict,
+    vgpu_map: dict | None = None,
+    vdi_format_map: dict | None = None,
+) -> Proc:
+    host = _check_migrate_send(sim, vm, dest, vdi_map, vif_map, options)
+    if _storage_migrations(sim) >= sim.timing.max_storage_migrations:
+        raise XapiError("TOO_MANY_STORAGE_MIGRATES", sim.timing.max_storage_migrations)
+    moving = _moving(sim, vdi_map)
+    return (yield from _migration(sim, call.task, vm, host, "migrate_send", moving, options))
+
+
+@xapi("VM.assert_can_migrate")
+def assert_can_migrate(
+    sim: Simulator,
+    call: Call,
+    vm: str,
+    dest: dict,
+    live: bool,
+    vdi_map: dict,
+    vif_map: dict,
+    options: dict,
+    vgpu_map: dict | None = None,
+) -> Proc:
+    _check_migrate_send(sim, vm, dest, vdi_map, vif_map, options)
+    _assert_space(sim, _moving(sim, vdi_map))
+    return ""
+    yield  # a process, so that Async.VM.assert_can_migrate works as in xapi
+
+
+@xapi("VM.assert_can_boot_here")
+def assert_can_boot_here(sim: Simulator, call: Call, vm: str, host: str) -> str:
+    rules.assert_can_boot_here(sim, vm, host)
+    return ""
+
+
+@xapi("host.migrate_receive")
+def migrate_receive(sim: Simulator, call: Call, host: str, network: str, options: dict) -> Proc:
+    """The token migrate_send takes: URLs on the destination and a session for it."""
+    address = sim.db.get("host", host)["address"]
+    sim.db.get("network", network)
+    session = sim.open_session("migrate_receive")
+    master = sim.db.get("host", sim.master)["address"]
+    return {
+        "SM": f"http://{address}/services/SM?session_id={session}",
+        "host": host,
+        "xenops": f"http://{address}/services/xenops?session_id={session}",
+        "session_id": session,
+        "master": f"http://{master}",
+    }
+    yield

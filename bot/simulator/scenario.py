@@ -1,0 +1,330 @@
+"""Pools from scenario files (YAML or JSON): the built-in `demo` and a large-pool generator.
+
+A scenario names hosts, SRs and VMs in human units (GiB); `load()` turns it into xapi
+records with every cross-reference in place (host <-> PBD <-> SR, VM <-> VBD <-> VDI,
+snapshots, metrics, one network with a PIF per host, a control domain per host).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.clock import Clock
+from bot.simulator.faults import Timing
+from bot.simulator.pool import Simulator
+from bot.simulator.rules import refresh_allowed, refresh_host_metrics
+from bot.simulator.wire import NULL_REF, wire_int, wire_time
+
+GIB = 1024**3
+MIB = 1024**2
+DOM0_MEMORY = 4 * GIB
+
+
+def read(name_or_path: str) -> dict[str, Any]:
+    """A built-in scenario by name (`demo`) or a YAML/JSON file by path."""
+    path = Path(name_or_path)
+    if path.exists():
+        text = path.read_text()
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if name_or_path.startswith("large"):
+        return generate(**_large_args(name_or_path))
+    try:
+        text = resources.files("bot.simulator").joinpath(f"scenarios/{name_or_path}.yaml")
+        return yaml.safe_load(text.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no scenario {name_or_path!r} (built-in: demo, large)") from None
+
+
+def _large_args(name: str) -> dict[str, int]:
+    """`large` or `large:vms=5000,hosts=16,srs=40`."""
+    _, _, spec = name.partition(":")
+    return {k: int(v) for k, v in (p.split("=") for p in spec.split(",") if p)}
+
+
+def simulator(
+    name_or_path: str = "demo",
+    clock: Clock | None = None,
+    username: str = "root",
+    password: str = "secret",
+) -> Simulator:
+    data = read(name_or_path)
+    timing = Timing(**_timing(data.get("timing", {})))
+    sim = Simulator(clock=clock, timing=timing, username=username, password=password)
+    load(sim, data)
+    return sim
+
+
+def _timing(spec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(spec)
+    for key in ("storage", "memory"):
+        if f"{key}_mb_per_s" in out:
+            out[f"{key}_bytes_per_s"] = float(out.pop(f"{key}_mb_per_s")) * 1e6
+    return out
+
+
+def load(sim: Simulator, data: dict[str, Any]) -> None:
+    with sim.db.lock:
+        _Builder(sim).build(data)
+
+
+class _Builder:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.db = sim.db
+        self.hosts: dict[str, str] = {}
+        self.srs: dict[str, str] = {}
+
+    def build(self, data: dict[str, Any]) -> None:
+        self.db.tables["pool"].clear()
+        self.network = self.db.create(
+            "network", name_label="Pool-wide network associated with eth0", bridge="xenbr0"
+        )
+        for index, host in enumerate(data["hosts"]):
+            self._host(index, host)
+        masters = [h["name"] for h in data["hosts"] if h.get("master")] or [
+            data["hosts"][0]["name"]
+        ]
+        self.sim.pool_ref = self.db.create(
+            "pool",
+            name_label=data.get("pool", "pool"),
+            master=self.hosts[masters[0]],
+            ha_enabled=bool(data.get("ha_enabled", False)),
+        )
+        for sr in data["srs"]:
+            self._sr(sr)
+        default = data.get("default_sr")
+        if default:
+            self.db.update("pool", self.sim.pool_ref, default_SR=self.srs[default])
+        for host in self.hosts.values():
+            self._vm(
+                {"name": "Control domain", "memory_gib": DOM0_MEMORY / GIB, "tools": True},
+                host=host,
+                control=True,
+            )
+        for vm in data.get("vms", []):
+            self._vm(vm)
+        for template in data.get("templates", []):
+            self._vm({"name": template, "power": "Halted"}, template=True)
+        refresh_host_metrics(self.sim, *self.hosts.values())
+
+    def _host(self, index: int, spec: dict[str, Any]) -> None:
+        address = spec.get("address", f"127.0.0.{index + 1}")
+        metrics = self.db.create(
+            "host_metrics",
+            memory_total=wire_int(int(spec.get("memory_gib", 64) * GIB)),
+            last_updated=wire_time(self.sim.now()),
+        )
+        start = f"{self.sim.now() - 86400:.0f}."
+        ref = self.db.create(
+            "host",
+            name_label=spec["name"],
+            hostname=spec["name"],
+            address=address,
+            metrics=metrics,
+            enabled=spec.get("enabled", True),
+            other_config={"agent_start_time": start, "boot_time": start},
+        )
+        pif = self.db.create("PIF", host=ref, network=self.network, IP=address)
+        self.db.update("host", ref, PIFs=[pif])
+        self.db.update(
+            "network", self.network, PIFs=[*self.db.get("network", self.network)["PIFs"], pif]
+        )
+        self.hosts[spec["name"]] = ref
+
+    def _sr(self, spec: dict[str, Any]) -> None:
+        shared = spec.get("shared", "host" not in spec)
+        ref = self.db.create(
+            "SR",
+            name_label=spec["name"],
+            type=spec.get("type", "nfs" if shared else "ext"),
+            shared=shared,
+            physical_size=wire_int(int(spec.get("size_gib", 1000) * GIB)),
+            physical_utilisation=wire_int(int(spec.get("used_gib", 0) * GIB)),
+        )
+        hosts = list(self.hosts.values()) if shared else [self.hosts[spec["host"]]]
+        pbds = [
+            self.db.create("PBD", host=h, SR=ref, currently_attached=spec.get("attached", True))
+            for h in hosts
+        ]
+        self.db.update("SR", ref, PBDs=pbds)
+        for h, pbd in zip(hosts, pbds, strict=True):
+            self.db.update("host", h, PBDs=[*self.db.get("host", h)["PBDs"], pbd])
+        self.srs[spec["name"]] = ref
+
+    def _vdi(self, spec: dict[str, Any], sr: str, **extra: Any) -> str:
+        size = int(spec.get("size_gib", 10) * GIB)
+        used = int(spec.get("used_gib", spec.get("size_gib", 10) / 2) * GIB)
+        ref = self.db.create(
+            "VDI",
+            name_label=spec.get("name", "disk"),
+            SR=sr,
+            virtual_size=wire_int(size),
+            physical_utilisation=wire_int(used),
+            cbt_enabled=bool(spec.get("cbt", False)),
+            **extra,
+        )
+        record = self.db.get("SR", sr)
+        self.db.update(
+            "SR",
+            sr,
+            VDIs=[*record["VDIs"], ref],
+            physical_utilisation=wire_int(int(record["physical_utilisation"]) + used),
+            virtual_allocation=wire_int(int(record["virtual_allocation"]) + size),
+        )
+        return ref
+
+    def _vbd(self, vm: str, vdi: str, userdevice: int, kind: str = "Disk") -> str:
+        running = self.db.get("VM", vm)["power_state"] == "Running"
+        device = f"xvd{'abcdefghijklmnop'[userdevice]}" if kind == "Disk" else "xvdd"
+        ref = self.db.create(
+            "VBD",
+            VM=vm,
+            VDI=vdi,
+            type=kind,
+            userdevice=str(userdevice),
+            device=device,
+            bootable=userdevice == 0,
+            currently_attached=running,
+            empty=vdi == NULL_REF,
+            mode="RW" if kind == "Disk" else "RO",
+        )
+        self.db.update("VM", vm, VBDs=[*self.db.get("VM", vm)["VBDs"], ref])
+        if vdi != NULL_REF:
+            self.db.update("VDI", vdi, VBDs=[*self.db.get("VDI", vdi)["VBDs"], ref])
+        return ref
+
+    def _vm(
+        self,
+        spec: dict[str, Any],
+        host: str | None = None,
+        control: bool = False,
+        template: bool = False,
+    ) -> str:
+        host = host or (self.hosts[spec["host"]] if spec.get("host") else NULL_REF)
+        power = spec.get("power", "Running" if host != NULL_REF else "Halted")
+        memory = wire_int(int(spec.get("memory_gib", 2) * GIB))
+        vcpus = str(spec.get("vcpus", 2))
+        ref = self.db.create(
+            "VM",
+            name_label=spec["name"],
+            name_description=spec.get("description", ""),
+            power_state=power,
+            is_a_template=template,
+            is_control_domain=control,
+            resident_on=host if power == "Running" else NULL_REF,
+            affinity=self.hosts.get(spec.get("affinity", ""), NULL_REF),
+            memory_static_max=memory,
+            memory_dynamic_max=memory,
+            memory_target=memory,
+            memory_dynamic_min=memory,
+            memory_static_min=wire_int(512 * MIB),
+            memory_overhead=wire_int(int(spec.get("memory_gib", 2) * GIB) // 128),
+            VCPUs_max=vcpus,
+            VCPUs_at_startup=vcpus,
+            domid="0" if control else ("-1" if power != "Running" else "1"),
+            tags=list(spec.get("tags", [])),
+            other_config=dict(spec.get("other_config", {})),
+            platform={"nomigrate": "true"} if spec.get("nomigrate") else {},
+        )
+        metrics = self.db.create("VM_metrics", VCPUs_number=vcpus, memory_actual=memory)
+        guest = NULL_REF
+        if spec.get("tools", True) and not template:
+            guest = self.db.create(
+                "VM_guest_metrics",
+                PV_drivers_detected=True,
+                PV_drivers_up_to_date=True,
+                PV_drivers_version={"major": "9", "minor": "4", "micro": "0", "build": "1"},
+                other={"feature-suspend": "1", "feature-shutdown": "1"},
+                os_version={"name": spec.get("os", "Debian GNU/Linux 12")},
+            )
+        self.db.update("VM", ref, metrics=metrics, guest_metrics=guest)
+        if power == "Running" and not control:
+            self.sim.load[ref] = float(spec.get("cpu", 0.1))
+        for position, disk in enumerate(spec.get("disks", [])):
+            self._vbd(ref, self._vdi(disk, self.srs[disk["sr"]]), position)
+        if spec.get("cd"):
+            self._vbd(ref, NULL_REF, 3, kind="CD")
+        vif = self.db.create(
+            "VIF",
+            VM=ref,
+            network=self.network,
+            MAC=_mac(ref),
+            currently_attached=power == "Running",
+        )
+        self.db.update("VM", ref, VIFs=[vif])
+        for label in spec.get("snapshots", []):
+            self._snapshot(ref, label)
+        refresh_allowed(self.sim, "VM", ref)
+        return ref
+
+    def _snapshot(self, vm: str, label: str) -> None:
+        record = self.db.get("VM", vm)
+        snap = self.db.create(
+            "VM",
+            name_label=label,
+            is_a_snapshot=True,
+            snapshot_of=vm,
+            power_state="Halted",
+            snapshot_time=wire_time(self.sim.now() - 7 * 86400),
+            memory_static_max=record["memory_static_max"],
+        )
+        for vbd in list(record["VBDs"]):
+            parent = self.db.get("VBD", vbd)
+            if parent["type"] != "Disk":
+                continue
+            source = self.db.get("VDI", parent["VDI"])
+            size = int(source["virtual_size"]) / GIB
+            vdi = self._vdi(
+                {"name": source["name_label"], "size_gib": size, "used_gib": size / 10},
+                source["SR"],
+                is_a_snapshot=True,
+                snapshot_of=parent["VDI"],
+            )
+            self.db.update("VDI", parent["VDI"], snapshots=[*source["snapshots"], vdi])
+            self._vbd(snap, vdi, int(parent["userdevice"]))
+        self.db.update("VM", vm, snapshots=[*record["snapshots"], snap])
+
+
+def _mac(ref: str) -> str:
+    digits = ref.replace("-", "")[-10:]
+    return "02:" + ":".join(digits[i : i + 2] for i in range(0, 10, 2))
+
+
+def generate(vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1) -> dict[str, Any]:
+    """A large, deterministic pool for benchmarks: local + shared SRs, VMs spread over hosts."""
+    rng = random.Random(seed)
+    host_names = [f"host{i + 1:02d}" for i in range(hosts)]
+    local = min(hosts, srs // 2)
+    shared = [f"nfs{i + 1:02d}" for i in range(srs - local)]
+    sr_specs = [{"name": name, "size_gib": 20000, "used_gib": 2000} for name in shared]
+    sr_specs += [
+        {"name": f"{host_names[i]}-local", "host": host_names[i], "size_gib": 4000}
+        for i in range(local)
+    ]
+    vm_specs = []
+    for i in range(vms):
+        running = rng.random() < 0.8
+        sr = rng.choice(shared)
+        vm_specs.append(
+            {
+                "name": f"vm{i + 1:05d}",
+                "host": host_names[i % hosts] if running else None,
+                "memory_gib": rng.choice([1, 2, 4]),
+                "cpu": round(rng.random() * 0.6, 2),
+                "disks": [{"name": f"vm{i + 1:05d} root", "size_gib": 20, "used_gib": 8, "sr": sr}],
+            }
+        )
+    return {
+        "pool": f"large-{vms}",
+        "hosts": [
+            {"name": n, "memory_gib": 512, "master": i == 0} for i, n in enumerate(host_names)
+        ],
+        "srs": sr_specs,
+        "vms": vm_specs,
+    }

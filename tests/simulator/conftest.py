@@ -1,0 +1,83 @@
+"""A demo pool on a manual clock, served over HTTP, and a real XenAPI session to it."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import XenAPI
+
+from bot.clock import ManualClock
+from bot.simulator import Simulator, SimulatorServer, simulator
+
+
+@dataclass
+class Pool:
+    sim: Simulator
+    server: SimulatorServer
+    clock: ManualClock
+    session: XenAPI.Session
+    opened: list[XenAPI.Session]
+
+    @property
+    def x(self) -> Any:
+        return self.session.xenapi
+
+    def ref(self, cls: str, name: str) -> str:
+        """The one object of `cls` with this name-label (VMs: not templates, snapshots)."""
+        refs = [
+            r
+            for r in getattr(self.x, cls).get_by_name_label(name)
+            if cls != "VM" or not self.x.VM.get_is_a_snapshot(r)
+        ]
+        assert len(refs) == 1, f"{cls} {name!r}: {refs}"
+        return refs[0]
+
+    def disks(self, vm: str) -> list[str]:
+        return [
+            self.x.VBD.get_VDI(vbd)
+            for vbd in self.x.VM.get_VBDs(vm)
+            if self.x.VBD.get_type(vbd) == "Disk"
+        ]
+
+    def run(self, task: str, step: float = 1.0, limit: float = 3600.0) -> dict[str, Any]:
+        """Advance the clock until the task settles; its final record."""
+        spent = 0.0
+        while self.x.task.get_status(task) == "pending":
+            assert spent < limit, "task did not settle"
+            self.clock.advance(step)
+            spent += step
+        return self.x.task.get_record(task)
+
+    def receive(self, host: str) -> dict[str, str]:
+        return self.x.host.migrate_receive(host, self.x.network.get_all()[0], {})
+
+    def login(self, url: str | None = None) -> XenAPI.Session:
+        session = XenAPI.Session(url or self.server.url)
+        self.opened.append(session)
+        session.xenapi.login_with_password("root", "secret", "1.0", "tests")
+        return session
+
+    def raw(self) -> xmlrpc.client.ServerProxy:
+        """A plain XML-RPC proxy, to see xapi's envelope without the client's handling."""
+        proxy = xmlrpc.client.ServerProxy(self.server.url)
+        self.opened.append(proxy)  # type: ignore[arg-type]
+        return proxy
+
+    def close(self) -> None:
+        for session in self.opened:
+            session("close")()
+
+
+@pytest.fixture
+def pool() -> Iterator[Pool]:
+    clock = ManualClock()
+    sim = simulator("demo", clock=clock)
+    with SimulatorServer(sim) as server:
+        p = Pool(sim, server, clock, None, [])  # type: ignore[arg-type]
+        p.session = p.login()
+        yield p
+        p.close()
