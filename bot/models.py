@@ -161,6 +161,9 @@ class Plan:
     call: Literal["pool_migrate", "migrate_send", "none"]
     estimate_seconds: float
     downtime_seconds: float
+    # The copy rate the estimates assume, so a re-plan (Switch to offline) can redo them;
+    # 0 means unknown (a Plan built by hand).
+    throughput_mbps: float = 0.0
 
     @property
     def moves_storage(self) -> bool:

@@ -120,7 +120,13 @@ class Simulator:
             self.tick()
 
     def close(self) -> None:
+        """Stop the ticker and end every process (their clean-up runs now, not at exit)."""
         self._stop.set()
+        with self.db.lock:
+            self.kill_tasks(lambda task: False)
+            for run in list(self._running):
+                self._running.remove(run)
+                run.body.close()
 
     def tick(self) -> None:
         """Resume every process whose wait is over, until none is ready."""

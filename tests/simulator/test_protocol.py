@@ -18,8 +18,11 @@ def test_login_wrong_password_fails(pool: Pool) -> None:
     pool.opened.append(session)
     with pytest.raises(XenAPI.Failure) as failure:
         session.xenapi.login_with_password("root", "wrong", "1.0", "tests")
-    assert failure.value.details == ["SESSION_AUTHENTICATION_FAILED", "root",
-                                     "Authentication failure"]
+    assert failure.value.details == [
+        "SESSION_AUTHENTICATION_FAILED",
+        "root",
+        "Authentication failure",
+    ]
 
 
 def test_refs_uuids_and_wire_types(pool: Pool) -> None:
@@ -40,11 +43,15 @@ def test_errors_for_unknown_method_bad_ref_and_arity(pool: Pool) -> None:
     """Unknown method, bad ref, bad uuid and wrong arity fail as xapi fails them."""
     cases = [
         (lambda: pool.x.VM.explode(), ["MESSAGE_METHOD_UNKNOWN", "VM.explode"]),
-        (lambda: pool.x.VM.get_power_state("OpaqueRef:nope"),
-         ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]),
+        (
+            lambda: pool.x.VM.get_power_state("OpaqueRef:nope"),
+            ["HANDLE_INVALID", "VM", "OpaqueRef:nope"],
+        ),
         (lambda: pool.x.VM.get_by_uuid("nope"), ["UUID_INVALID", "VM", "nope"]),
-        (lambda: pool.x.VM.get_record(), ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record",
-                                          "1", "0"]),
+        (
+            lambda: pool.x.VM.get_record(),
+            ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "1", "0"],
+        ),
     ]
     for call, expected in cases:
         with pytest.raises(XenAPI.Failure) as failure:

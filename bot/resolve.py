@@ -1,0 +1,160 @@
+"""Names people type -> the objects they mean, or an error that helps them retype.
+
+Pure: the I/O layer hands in the candidates (from a by-name lookup, or all records after a
+miss), so "did you mean" and "which one?" are decided and worded in one tested place.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from bot.models import DiskFacts
+
+MAX_SUGGESTIONS = 3
+_CUTOFF = 0.6  # difflib's default: "vm0l" finds "vm01", "web" does not find "db"
+
+
+class Named(Protocol):
+    """Anything with a ref, a UUID and a name-label (VM, host, SR facts)."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T")
+N = TypeVar("N", bound=Named)
+
+
+class ResolveError(ValueError):
+    """A name did not pick exactly one object; `str()` is the message for the user."""
+
+
+class NotFound(ResolveError):
+    """Nothing matched; `suggestions` are what the user probably meant (maybe none)."""
+
+    def __init__(self, kind: str, text: str, suggestions: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.text = text
+        self.suggestions = tuple(suggestions)
+        message = f"no {kind} '{text}'"
+        if self.suggestions:
+            message += f"; did you mean {join_or(self.suggestions)}?"
+        super().__init__(message)
+
+
+class Ambiguous(ResolveError):
+    """Several objects share the name; `choices` are (UUID, description) pairs to pick from."""
+
+    def __init__(self, kind: str, text: str, choices: Sequence[tuple[str, str]]) -> None:
+        self.kind = kind
+        self.text = text
+        self.choices = tuple(choices)
+        listed = "; ".join(f"{uuid} ({desc})" if desc else uuid for uuid, desc in self.choices)
+        super().__init__(
+            f"{len(self.choices)} {kind}s are named '{text}'; give the UUID of the one you mean: "
+            f"{listed}"
+        )
+
+
+def join_or(items: Sequence[str]) -> str:
+    """'a', 'a or b', 'a, b or c': how a person lists alternatives."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def did_you_mean(text: str, names: Sequence[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
+    """The names closest to `text`, ignoring case (so 'VM01' suggests 'vm01'), best first.
+
+    Ties go alphabetically (difflib's own order is reversed), so 'vm0l' offers vm01 first.
+    """
+    by_lower: dict[str, str] = {}
+    for name in names:
+        if name:
+            by_lower.setdefault(name.lower(), name)
+    matcher = difflib.SequenceMatcher(b=text.lower())
+    scored: list[tuple[float, str]] = []
+    for lower, name in by_lower.items():
+        matcher.set_seq1(lower)
+        if matcher.quick_ratio() >= _CUTOFF and matcher.ratio() >= _CUTOFF:
+            scored.append((-matcher.ratio(), name))
+    return [name for _score, name in sorted(scored)[:limit]]
+
+
+def resolve(
+    kind: str,
+    text: str,
+    candidates: Sequence[N],
+    describe: Callable[[N], str] | None = None,
+) -> N:
+    """Pick the candidate `text` names: a UUID (any case) first, then an exact name-label.
+
+    `describe` words each candidate when a name is ambiguous (for VMs: the host it runs on).
+    """
+    needle = text.strip()
+    return _pick(
+        kind,
+        needle,
+        tiers=(
+            [c for c in candidates if needle and c.uuid.lower() == needle.lower()],
+            [c for c in candidates if needle and c.name == needle],
+        ),
+        choice=lambda c: (c.uuid, describe(c) if describe else ""),
+        suggestions=lambda: did_you_mean(needle, [c.name for c in candidates]),
+    )
+
+
+def disk_label(disk: DiskFacts) -> str:
+    """A disk as the request message shows it and `disk:<n>=` accepts: 0 (xvda, 'vm01 root')."""
+    inner = f"{disk.device}, '{disk.name}'" if disk.device else f"'{disk.name}'"
+    return f"{disk.userdevice} ({inner})"
+
+
+def resolve_disk(selector: str, disks: Sequence[DiskFacts]) -> DiskFacts:
+    """The disk `disk:<selector>=` means: userdevice, device name, VDI UUID or VDI name-label.
+
+    Checked in that order, so "1" is always the disk at position 1 even if a VDI is called "1".
+    """
+    needle = selector.strip()
+    folded = needle.lower()
+    return _pick(
+        "disk",
+        needle,
+        tiers=(
+            [d for d in disks if needle and d.userdevice == needle],
+            [d for d in disks if needle and d.device.lower() == folded],
+            [d for d in disks if needle and d.vdi_uuid.lower() == folded],
+            [d for d in disks if needle and d.name == needle],
+        ),
+        choice=lambda d: (d.vdi_uuid, disk_label(d)),
+        suggestions=lambda: [disk_label(d) for d in sorted(disks, key=_userdevice_order)],
+    )
+
+
+def _userdevice_order(disk: DiskFacts) -> tuple[int, str]:
+    return (int(disk.userdevice), "") if disk.userdevice.isdigit() else (1 << 30, disk.userdevice)
+
+
+def _pick(
+    kind: str,
+    text: str,
+    *,
+    tiers: Sequence[Sequence[T]],
+    choice: Callable[[T], tuple[str, str]],
+    suggestions: Callable[[], Sequence[str]],
+) -> T:
+    """The first non-empty tier decides: one match wins, several are ambiguous."""
+    for matches in tiers:
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise Ambiguous(kind, text, [choice(m) for m in matches])
+    raise NotFound(kind, text, suggestions() if text else ())
