@@ -108,7 +108,7 @@ def test_malformed_value_names_the_variable(
 
 def test_require_names_the_missing_variable() -> None:
     """require() stops at the first unset variable, by its environment name."""
-    with pytest.raises(SettingsError, match="^XEN_URL is not set$"):
+    with pytest.raises(SettingsError, match=r"^XEN_URL is not set$"):
         Settings().require("XEN_URL", "XEN_PASSWORD")
 
 
