@@ -1,13 +1,13 @@
-"""A demo pool on a manual clock, served over HTTP, and a real XenAPI session to it."""
+"""A demo pool on a manual clock, served over HTTP, and real XenAPI sessions to it."""
 
 from __future__ import annotations
 
+import threading
 import xmlrpc.client
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import XenAPI
 
 from bot.clock import ManualClock
@@ -72,8 +72,29 @@ class Pool:
             session("close")()
 
 
-@pytest.fixture
-def pool() -> Iterator[Pool]:
+class Ticker:
+    """Moves the manual clock in the background, as real time would."""
+
+    def __init__(self, clock: ManualClock, step: float = 0.2, every: float = 0.01) -> None:
+        self.clock, self.step, self.every = clock, step, every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.clock.advance(self.step)
+
+    def __enter__(self) -> Ticker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def demo_pool() -> Iterator[Pool]:
+    """The built-in demo scenario on a manual clock, served on 127.0.0.N."""
     clock = ManualClock()
     sim = simulator("demo", clock=clock)
     with SimulatorServer(sim) as server:

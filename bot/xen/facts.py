@@ -1,0 +1,225 @@
+"""XAPI records -> our typed facts, in a number of calls that does not grow with the pool.
+
+The small classes (pool, host, host_metrics, SR, PBD) are read in bulk; the VM is looked up
+by UUID or name and its VBDs, VDIs, snapshots and guest metrics read by reference. All VM
+records are read only after a miss, to suggest the names the user probably meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import XenAPI
+
+from bot.models import (
+    DiskFacts,
+    HostFacts,
+    PoolFacts,
+    SnapshotDisk,
+    SnapshotFacts,
+    SRFacts,
+    VMFacts,
+)
+from bot.resolve import NotFound, did_you_mean, resolve
+
+NULL = "OpaqueRef:NULL"
+
+
+@dataclass(frozen=True)
+class VMRef:
+    """A VM the user may have meant: enough to resolve a name and say which one."""
+
+    ref: str
+    uuid: str
+    name: str
+    resident_on: str
+    record: dict[str, Any]
+
+
+def _is_vm(record: dict[str, Any]) -> bool:
+    return not (record["is_a_template"] or record["is_a_snapshot"] or record["is_control_domain"])
+
+
+def read_pool(x: Any) -> PoolFacts:
+    """Five bulk reads, whatever the pool's size."""
+    (pool,) = x.pool.get_all_records().values()
+    hosts = x.host.get_all_records()
+    metrics = x.host_metrics.get_all_records()
+    pbds = x.PBD.get_all_records()
+    srs = x.SR.get_all_records()
+    attached: dict[str, set[str]] = {}
+    for pbd in pbds.values():
+        if pbd["currently_attached"]:
+            attached.setdefault(pbd["SR"], set()).add(pbd["host"])
+    host_facts = {
+        ref: HostFacts(
+            ref=ref,
+            uuid=h["uuid"],
+            name=h["name_label"],
+            address=h["address"],
+            enabled=h["enabled"],
+            live=metrics.get(h["metrics"], {}).get("live", False),
+            is_master=ref == pool["master"],
+            free_memory=int(metrics.get(h["metrics"], {}).get("memory_free", "0")),
+            current_operations=dict(h["current_operations"]),
+        )
+        for ref, h in hosts.items()
+    }
+    sr_facts = {
+        ref: SRFacts(
+            ref=ref,
+            uuid=s["uuid"],
+            name=s["name_label"],
+            type=s["type"],
+            shared=s["shared"],
+            physical_size=int(s["physical_size"]),
+            physical_utilisation=int(s["physical_utilisation"]),
+            hosts=frozenset(attached.get(ref, ())),
+        )
+        for ref, s in srs.items()
+    }
+    return PoolFacts(
+        name=pool["name_label"],
+        master_ref=pool["master"],
+        ha_enabled=pool["ha_enabled"],
+        hosts=host_facts,
+        srs=sr_facts,
+    )
+
+
+def with_free_memory(x: Any, pool: PoolFacts, host_ref: str) -> PoolFacts:
+    """The destination's free memory as xapi computes it (host_metrics lags behind)."""
+    free = int(x.host.compute_free_memory(host_ref))
+    hosts = {**pool.hosts, host_ref: replace(pool.hosts[host_ref], free_memory=free)}
+    return replace(pool, hosts=hosts)
+
+
+def lookup_uuid(x: Any, cls: str, uuid: str) -> str:
+    """The ref of the object with this UUID; NotFound when it no longer exists."""
+    try:
+        return getattr(x, cls).get_by_uuid(uuid)
+    except XenAPI.Failure as failure:
+        if failure.details[0] == "UUID_INVALID":
+            raise NotFound(cls, uuid) from None
+        raise
+
+
+def find_vm(x: Any, text: str, pool: PoolFacts) -> VMRef:
+    """The one VM `text` names (UUID or name-label); NotFound/Ambiguous otherwise."""
+    candidates = [vm_ref(x, ref) for ref in _lookup(x, text)]
+    candidates = [c for c in candidates if _is_vm(c.record)]
+    if not candidates:
+        names = [r["name_label"] for r in x.VM.get_all_records().values() if _is_vm(r)]
+        raise NotFound("VM", text, did_you_mean(text, names))
+    return resolve("VM", text, candidates, describe=lambda c: _where(c, pool))
+
+
+def _lookup(x: Any, text: str) -> list[str]:
+    try:
+        return [x.VM.get_by_uuid(text)]
+    except XenAPI.Failure as failure:
+        if failure.details[0] != "UUID_INVALID":
+            raise
+    return list(x.VM.get_by_name_label(text))
+
+
+def vm_ref(x: Any, ref: str) -> VMRef:
+    record = x.VM.get_record(ref)
+    return VMRef(ref, record["uuid"], record["name_label"], record["resident_on"], record)
+
+
+def _where(candidate: VMRef, pool: PoolFacts) -> str:
+    host = pool.hosts.get(candidate.resident_on)
+    state = candidate.record["power_state"].lower()
+    return f"{state} on {host.name}" if host else state
+
+
+def vm_facts(x: Any, vm: VMRef) -> VMFacts:
+    """The VM, its disks, snapshots and their disks, guest tools and CPU load."""
+    record = vm.record
+    disks = []
+    for vbd_ref in record["VBDs"]:
+        vbd = x.VBD.get_record(vbd_ref)
+        if vbd["type"] == "CD" or vbd["empty"] or vbd["VDI"] == NULL:
+            continue
+        vdi = x.VDI.get_record(vbd["VDI"])
+        disks.append((vbd_ref, vbd, vdi))
+    snapshot_disks = [
+        _snapshot_disk(x.VDI.get_record(snap), snap, vbd["VDI"])
+        for _, vbd, vdi in disks
+        for snap in vdi["snapshots"]
+    ]
+    snapshots = tuple(_snapshot(x, ref) for ref in record["snapshots"])
+    return VMFacts(
+        ref=vm.ref,
+        uuid=record["uuid"],
+        name=record["name_label"],
+        power_state=record["power_state"],
+        resident_on=record["resident_on"],
+        affinity=record["affinity"],
+        memory_static_max=int(record["memory_static_max"]),
+        memory_overhead=int(record["memory_overhead"]),
+        current_operations=dict(record["current_operations"]),
+        tags=tuple(record["tags"]),
+        other_config=dict(record["other_config"]),
+        disks=tuple(_disk(ref, vbd, vdi) for ref, vbd, vdi in disks),
+        snapshots=snapshots,
+        snapshot_disks=tuple(snapshot_disks),
+        has_guest_tools=_has_tools(x, record["guest_metrics"]),
+        cpu_usage=_cpu(x, vm.ref) if record["power_state"] == "Running" else None,
+    )
+
+
+def _disk(vbd_ref: str, vbd: dict[str, Any], vdi: dict[str, Any]) -> DiskFacts:
+    return DiskFacts(
+        vbd_ref=vbd_ref,
+        vdi_ref=vbd["VDI"],
+        vdi_uuid=vdi["uuid"],
+        name=vdi["name_label"],
+        userdevice=vbd["userdevice"],
+        device=vbd["device"],
+        sr_ref=vdi["SR"],
+        virtual_size=int(vdi["virtual_size"]),
+        physical_utilisation=int(vdi["physical_utilisation"]),
+        cbt_enabled=vdi["cbt_enabled"],
+    )
+
+
+def _snapshot_disk(vdi: dict[str, Any], ref: str, parent: str) -> SnapshotDisk:
+    return SnapshotDisk(
+        vdi_ref=ref,
+        snapshot_of=parent,
+        sr_ref=vdi["SR"],
+        virtual_size=int(vdi["virtual_size"]),
+        physical_utilisation=int(vdi["physical_utilisation"]),
+    )
+
+
+def _snapshot(x: Any, ref: str) -> SnapshotFacts:
+    record = x.VM.get_record(ref)
+    vdis = []
+    for vbd_ref in record["VBDs"]:
+        vdi = x.VBD.get_VDI(vbd_ref)
+        if vdi != NULL:
+            vdis.append(vdi)
+    return SnapshotFacts(ref, record["uuid"], record["name_label"], tuple(vdis))
+
+
+def _has_tools(x: Any, metrics: str) -> bool:
+    """PV drivers detected, or the guest advertises suspend: what xapi's feature check uses."""
+    if metrics == NULL:
+        return False
+    try:
+        record = x.VM_guest_metrics.get_record(metrics)
+    except XenAPI.Failure:
+        return False
+    return bool(record["PV_drivers_detected"]) or record["other"].get("feature-suspend") == "1"
+
+
+def _cpu(x: Any, ref: str) -> float | None:
+    """VM_metrics.VCPUs_utilisation is always empty now; the RRD data source is the truth."""
+    try:
+        return float(x.VM.query_data_source(ref, "cpu_usage"))
+    except XenAPI.Failure:
+        return None

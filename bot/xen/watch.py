@@ -1,0 +1,128 @@
+"""One `event.from` loop per pool, so tracking many tasks costs a few calls per second.
+
+The watcher keeps the latest record of every task in the pool; engine threads wait on it
+instead of polling each task. It has its own session (the XenAPI client is not
+thread-safe). After a reconnect it starts again from a full dump, and a task we knew that
+is not in the dump has *vanished* (a toolstack restart on the master loses every task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import XenAPI
+
+from bot.xen.connection import NETWORK_ERRORS, Xapi
+from bot.xen.errors import XenError
+
+log = logging.getLogger(__name__)
+CLASSES = ["pool", "task"]
+
+
+class TaskWatcher:
+    def __init__(self, xapi: Xapi, poll_seconds: float = 10.0, retry_seconds: float = 2.0):
+        self._xapi = xapi
+        self._poll = poll_seconds
+        self._retry = retry_seconds
+        self._cond = threading.Condition()
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._vanished: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xapi-events", daemon=True)
+        self._session: Any = None
+        self.connected = False
+        self.calls = 0
+
+    def start(self) -> TaskWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the loop: wake the pending event.from with an injected pool event."""
+        self._stop.set()
+        with contextlib.suppress(XenError):  # unreachable: the loop's own timeout ends it
+            self._xapi.call(lambda x: x.event.inject("pool", x.pool.get_all()[0]))
+        self._thread.join(self._poll + 5)
+        if self._session is not None:
+            self._xapi.end_session(self._session)
+
+    def task(self, ref: str) -> dict[str, Any] | None:
+        with self._cond:
+            return self._tasks.get(ref)
+
+    def wait_task(
+        self,
+        ref: str,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        keep_waiting: Callable[[], bool] = lambda: True,
+        tick: float = 0.25,
+    ) -> dict[str, Any] | None:
+        """Block until the task settles (its final record) or vanishes (None).
+
+        `on_change` sees each new record while pending; `keep_waiting` is asked every
+        `tick` seconds, so a caller can give up (stall, shutdown) without a lost wake-up.
+        """
+        seen: dict[str, Any] | None = None
+        while True:
+            with self._cond:
+                if ref in self._vanished:
+                    return None
+                record = self._tasks.get(ref)
+                if record is not None and record["status"] != "pending":
+                    return record
+                if record is None or record is seen:
+                    self._cond.wait(tick)
+                    record = self._tasks.get(ref)
+            if record is not None and record is not seen and record["status"] == "pending":
+                seen = record
+                if on_change:
+                    on_change(record)
+            if not keep_waiting():
+                return self.task(ref) if self.task(ref) else seen
+
+    def _run(self) -> None:
+        token = ""
+        while not self._stop.is_set():
+            try:
+                if self._session is None:
+                    self._session = self._xapi.open_session(timeout=self._poll + 30)
+                    token = ""
+                result = self._session.xenapi.event_from(CLASSES, token, float(self._poll))
+                self.calls += 1
+                self._apply(result["events"], full=token == "")
+                token = result["token"]
+                self.connected = True
+            except (XenAPI.Failure, XenError, *NETWORK_ERRORS) as error:
+                log.warning("event watcher reconnecting after: %s", error)
+                self.connected = False
+                self._drop_session()
+                self._stop.wait(self._retry)
+
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(OSError):
+                session("close")()
+
+    def _apply(self, events: list[dict[str, Any]], full: bool) -> None:
+        with self._cond:
+            if full:
+                present = {e["ref"] for e in events if e["class"] == "task"}
+                lost = {ref for ref, r in self._tasks.items() if ref not in present}
+                self._vanished |= {r for r in lost if self._tasks[r]["status"] == "pending"}
+                for ref in lost:
+                    self._tasks.pop(ref)
+            for event in events:
+                if event["class"] != "task":
+                    continue
+                if event["operation"] == "del":
+                    old = self._tasks.pop(event["ref"], None)
+                    if old is None or old["status"] == "pending":
+                        self._vanished.add(event["ref"])
+                else:
+                    self._tasks[event["ref"]] = event["snapshot"]
+            self._cond.notify_all()
