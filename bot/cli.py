@@ -12,8 +12,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from bot.settings import SettingsError
+
+if TYPE_CHECKING:
+    from bot.command import MigrateCommand
+    from bot.core import Core
+    from bot.events import Event
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -39,6 +45,93 @@ def _simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Plan and checklist for a command (exit 1 on a blocker); `--run` then migrates."""
+    from bot.command import MigrateCommand, UsageError, parse
+    from bot.core import build_core, planner, xen_config
+    from bot.planning import UserError
+    from bot.settings import load_settings
+    from bot.textview import plan_text
+    from bot.xen.connection import Xapi
+
+    command = parse(args.text)
+    if isinstance(command, UsageError):
+        print(command.message, file=sys.stderr)
+        return 1
+    if not isinstance(command, MigrateCommand):
+        print("check takes a migration: '<vm> to <host> [sr=…] [mode=…]'", file=sys.stderr)
+        return 1
+    settings = load_settings()
+    if not args.execute:
+        xapi = Xapi(xen_config(settings))
+        try:
+            preview = planner(settings, xapi).preview(command)
+        except UserError as error:
+            print(error, file=sys.stderr)
+            return 1
+        finally:
+            xapi.close()
+        print(plan_text(preview.summary()))
+        return 1 if preview.blocked else 0
+    core = build_core(settings)
+    try:
+        return _run(core, command)
+    except UserError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        core.stop()
+
+
+def _run(core: Core, command: MigrateCommand) -> int:
+    """Submit, approve as the operator at the terminal, and run in the foreground."""
+    import getpass
+
+    from bot.states import State
+    from bot.textview import plan_text
+
+    preview = core.engine.preview(command)
+    print(plan_text(preview.summary()))
+    if preview.blocked:
+        return 1
+    core.watcher.start()
+    operator = f"cli:{getpass.getuser()}"
+    core.engine.subscribe(TerminalProgress(sys.stdout))
+    request = core.engine.submit(command, preview, requester=operator)
+    core.engine.approve(request.id, operator)
+    final = core.engine.run(request.id)
+    return 0 if final.state == State.SUCCEEDED else 1
+
+
+class TerminalProgress:
+    """Prints engine events; redraws one progress line on a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._last = -1
+
+    def __call__(self, event: Event) -> None:
+        from bot.events import StepProgress
+        from bot.plan import format_duration
+        from bot.textview import event_line, progress_bar
+
+        if isinstance(event, StepProgress):
+            eta = f" ETA {format_duration(event.eta_seconds)}" if event.eta_seconds else ""
+            line = f"  {event.step} {progress_bar(event.fraction)}{eta}"
+            if self.tty:
+                self.out.write("\r" + line.ljust(70))
+            elif int(event.fraction * 10) != self._last:
+                self._last = int(event.fraction * 10)
+                self.out.write(line + "\n")
+        else:
+            text = event_line(event)
+            if text:
+                self.out.write(("\n" if self.tty else "") + text + "\n")
+                self._last = -1
+        self.out.flush()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate-bot", description="Move Xen VMs from Slack, with a checklist and approval."
@@ -49,14 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     sim.add_argument("--username", default="root")
     sim.add_argument("--password", default="secret")
-    sim.set_defaults(run=_simulator)
+    sim.set_defaults(handler=_simulator)
+    check = sub.add_parser(
+        "check",
+        help="plan and checklist for a migration (XEN_* settings only)",
+        description="Exit 0 when nothing blocks, 1 when something does or the text is wrong.",
+    )
+    check.add_argument("text", help='what follows /migrate, e.g. "vm01 to host3 sr=nfs1"')
+    check.add_argument(
+        "--run",
+        action="store_true",
+        dest="execute",
+        help="then run the migration here, with progress (exit 0 on success)",
+    )
+    check.set_defaults(handler=_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except SettingsError as error:
         print(f"migrate-bot: {error}", file=sys.stderr)
         return 2

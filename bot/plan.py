@@ -167,7 +167,7 @@ def _check_refs(
     if sr_ref is not None and sr_ref not in pool.srs:
         raise PlanError(f"SR {sr_ref} is not in pool {pool.name}")
     if throughput_mbps <= 0:
-        raise PlanError(f"the copy rate must be positive, not {throughput_mbps} Mbit/s")
+        raise PlanError(f"the copy rate must be positive, not {throughput_mbps} MB/s")
 
 
 def _map_disks(
@@ -254,7 +254,7 @@ def _call(mode: Mode, moves: Sequence[DiskMove]) -> Call:
 
 def _estimate(plan: Plan) -> tuple[float, float]:
     """(whole run, downtime) in seconds, from the bytes to copy at the plan's copy rate."""
-    rate = plan.throughput_mbps * 1e6 / 8  # bytes per second
+    rate = plan.throughput_mbps * 1e6  # megabytes per second -> bytes per second
     memory = plan.vm.memory_static_max if plan.mode == "live" else 0
     transfer = (copy_bytes(plan) + memory) / rate
     if plan.mode == "live":

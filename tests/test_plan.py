@@ -23,7 +23,7 @@ from bot.plan import (
 )
 from tests.factories import NULL, GiB, MiB, TiB, halted, make_pool, make_vm, plan_for, ref, with_sr
 
-RATE = 100e6 / 8  # 100 Mbit/s in bytes per second
+RATE = 100e6  # 100 MB/s in bytes per second
 ALL_DISKS = (40 + 100 + 40 + 100) * GiB  # both disks and their snapshot disks, virtual sizes
 
 

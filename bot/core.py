@@ -1,0 +1,85 @@
+"""Wiring of the parts that do not need Slack: XAPI gateway, planner, store, engine, jobs.
+
+Built once by the CLI (the composition root); nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.clock import Clock, SystemClock
+from bot.engine import Engine, EngineConfig
+from bot.jobs import Jobs
+from bot.planning import Planner, PlannerConfig
+from bot.settings import Settings
+from bot.store import Store
+from bot.xen.connection import Xapi, XenConfig
+from bot.xen.watch import TaskWatcher
+
+
+def xen_config(settings: Settings) -> XenConfig:
+    settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
+    return XenConfig(
+        url=settings.xen_url or "",
+        username=settings.xen_username or "",
+        password=settings.xen_password.get_secret_value() if settings.xen_password else "",
+        verify_tls=settings.xen_verify_tls,
+        ca_bundle=settings.xen_ca_bundle,
+        timeout=settings.xen_timeout_seconds,
+    )
+
+
+def planner(settings: Settings, xapi: Xapi) -> Planner:
+    return Planner(
+        xapi,
+        PlannerConfig(
+            backup_tag=settings.bot_backup_exclude_tag,
+            cpu_threshold=settings.bot_live_cpu_threshold,
+            throughput_mbps=settings.bot_default_throughput_mbps,
+        ),
+    )
+
+
+@dataclass
+class Core:
+    xapi: Xapi
+    planner: Planner
+    store: Store
+    watcher: TaskWatcher
+    engine: Engine
+    jobs: Jobs
+
+    def start(self) -> Core:
+        self.watcher.start()
+        self.jobs.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking work; running migrations are re-attached by the next start."""
+        self.engine.stop()
+        self.jobs.stop()
+        self.watcher.stop()
+        self.xapi.close()
+        self.store.close()
+
+
+def build_core(settings: Settings, clock: Clock | None = None) -> Core:
+    clock = clock or SystemClock()
+    xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 4)
+    store = Store(settings.bot_database_url, clock)
+    watcher = TaskWatcher(xapi)
+    engine = Engine(
+        store,
+        planner(settings, xapi),
+        watcher,
+        clock,
+        EngineConfig(
+            max_concurrent=settings.bot_max_concurrent_migrations,
+            stuck_grace_seconds=settings.bot_stuck_grace_seconds,
+            stall_seconds=settings.bot_stall_seconds,
+            backup_tag=settings.bot_backup_exclude_tag,
+        ),
+    )
+    jobs = Jobs(engine, settings.bot_max_concurrent_migrations)
+    engine.set_dispatcher(jobs.submit)
+    return Core(xapi, engine.planner, store, watcher, engine, jobs)

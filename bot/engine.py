@@ -1,0 +1,629 @@
+"""The migration state machine at work: submit, approve, run, cancel, stuck, recover.
+
+Every state change is a compare-and-set in the store, so two presses or two workers never
+start one migration twice. A run is a list of steps (shutdown, migrate, start, ...); each
+step is written to the store *before* its XAPI call and gets its task ref right after, so
+a restarted bot re-attaches to the task, or judges a lost one from where the VM now is,
+and never issues the same step twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import events as ev
+from bot.clock import Clock
+from bot.command import MigrateCommand, render
+from bot.plan import format_duration
+from bot.planning import Planner, Preview, UserError
+from bot.states import State
+from bot.store import Request, Store
+from bot.xapi_errors import explain
+from bot.xen import ops
+from bot.xen.errors import XenError
+from bot.xen.watch import TaskWatcher
+
+log = logging.getLogger(__name__)
+MIGRATE_OPS = {"migrate_send", "pool_migrate"}
+AGENT_WAIT_SECONDS = 600.0
+RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_concurrent: int = 3
+    stuck_grace_seconds: float = 120.0
+    stall_seconds: float = 600.0
+    backup_tag: str = "xo:no-bak"
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, error: list[str]) -> None:
+        super().__init__(error)
+        self.step = step
+        self.error = error
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        planner: Planner,
+        watcher: TaskWatcher,
+        clock: Clock,
+        config: EngineConfig,
+    ) -> None:
+        self.store = store
+        self.planner = planner
+        self.watcher = watcher
+        self.clock = clock
+        self.config = config
+        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        self._listeners: list[Callable[[ev.Event], None]] = []
+        self._current_task: dict[int, str] = {}
+        self._stopping = threading.Event()
+        self._dispatch: Callable[[int], None] = lambda request_id: None
+
+    def set_dispatcher(self, dispatch: Callable[[int], None]) -> None:
+        """Who runs a queued request (the job scheduler; tests may run it inline)."""
+        self._dispatch = dispatch
+
+    # -- events ---------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: ev.Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken renderer must not break a migration
+                log.exception("event listener failed on %s", event)
+
+    def _move(
+        self, req: Request, to: State, actor: str, action: str, text: str, **changes: Any
+    ) -> Request | None:
+        new = self.store.transition(
+            req.id, to, actor=actor, action=action, details={"text": text}, **changes
+        )
+        if new is not None:
+            self._emit(ev.StateChanged(req.id, str(to), actor, text))
+        return new
+
+    # -- requests -------------------------------------------------------------------------
+    def preview(self, command: MigrateCommand) -> Preview:
+        return self.planner.preview(command)
+
+    def submit(
+        self,
+        command: MigrateCommand,
+        preview: Preview,
+        requester: str,
+        channel: str | None = None,
+        run_at: float | None = None,
+        parent_id: int | None = None,
+    ) -> Request:
+        """File a request (PENDING) for a previewed command."""
+        plan = preview.plan
+        return self.store.create_request(
+            requester=requester,
+            channel=channel,
+            command_text=render(command),
+            vm_uuid=plan.vm.uuid,
+            vm_name=plan.vm.name,
+            dest_host_uuid=preview.pool.hosts[plan.dest_host_ref].uuid,
+            dest_host_name=preview.dest_name,
+            mode=plan.mode,
+            shutdown=plan.shutdown,
+            plan={"intent": preview.intent(), "summary": preview.summary()},
+            run_at=run_at,
+            parent_id=parent_id,
+        )
+
+    def recheck(self, req: Request) -> Preview:
+        """The request's plan against the pool as it is now."""
+        return self.planner.rebuild(req.plan["intent"])
+
+    def approve(self, request_id: int, actor: str) -> Request:
+        """PENDING -> APPROVED -> QUEUED (or SCHEDULED); raises UserError when refused."""
+        req = self._get(request_id)
+        if req.state != State.PENDING:
+            raise UserError(f"#{req.id} is {req.state}; nothing to approve")
+        preview = self.recheck(req)
+        if preview.blocked:
+            self.store.update(req.id, bump=True, plan={**req.plan, "summary": preview.summary()})
+            raise UserError(f"#{req.id} cannot start: the checklist now has a blocker")
+        now = self.clock.now()
+        approved = self._move(
+            req,
+            State.APPROVED,
+            actor,
+            "approved",
+            f"approved by {actor}",
+            approved_by=actor,
+            approved_at=now,
+        )
+        if approved is None:
+            raise UserError(f"#{req.id} was already handled by someone else")
+        target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
+        queued = self._move(approved, target, actor, str(target), _queued_text(target))
+        if queued is not None and target == State.QUEUED:
+            self._dispatch(req.id)
+        return queued or approved
+
+    def reject(self, request_id: int, actor: str) -> Request:
+        req = self._get(request_id)
+        new = self._move(req, State.REJECTED, actor, "rejected", f"rejected by {actor}")
+        if new is None:
+            raise UserError(f"#{req.id} is {req.state}; it cannot be rejected now")
+        return new
+
+    def cancel(self, request_id: int, actor: str) -> str:
+        """Before the run: the request ends. While running: task.cancel, if xapi allows."""
+        req = self._get(request_id)
+        if req.state in (State.PENDING, State.APPROVED, State.SCHEDULED, State.QUEUED):
+            if self._move(req, State.CANCELLED, actor, "cancelled", f"cancelled by {actor}"):
+                return f"#{req.id} cancelled."
+            req = self._get(request_id)
+        if req.state == State.RUNNING:
+            task = self._current_task.get(req.id) or self._running_task(req.id)
+            if not task:
+                return f"#{req.id} is between steps; press Cancel again in a moment."
+            self.store.audit(req.id, actor, "cancel_requested", {"task": task})
+            self.planner.call(lambda x: ops.cancel_task(x, task))
+            return f"Asked xapi to cancel #{req.id}'s current step; the thread will say if it did."
+        raise UserError(f"#{req.id} is {req.state}; there is nothing to cancel")
+
+    def _running_task(self, request_id: int) -> str | None:
+        steps = [s for s in self.store.steps(request_id) if s.state in ("issuing", "running")]
+        return steps[-1].task_ref if steps else None
+
+    def _get(self, request_id: int) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise UserError(f"there is no request #{request_id}")
+        return req
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, request_id: int) -> Request:
+        """Take a concurrency slot, then run (or resume) the request to its end."""
+        with self._slots:
+            req = self._get(request_id)
+            if req.state == State.QUEUED:
+                req = self._move(
+                    req, State.RUNNING, "bot", "started", "started", started_at=self.clock.now()
+                ) or self._get(request_id)
+            if req.state != State.RUNNING:
+                return req
+            try:
+                self._execute(req)
+            except Exception as error:  # the request must end in a state, whatever happened
+                log.exception("run of #%s crashed", req.id)
+                self._fail(self._get(req.id), ["INTERNAL_ERROR", str(error)], live=False)
+            finally:
+                self._current_task.pop(req.id, None)
+            return self._get(request_id)
+
+    def _execute(self, req: Request) -> None:
+        intent = req.plan["intent"]
+        first_time = not self.store.steps(req.id)
+        preview = self.recheck(req)
+        if first_time and preview.blocked:
+            reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
+            self._fail(req, ["CHECKLIST_BLOCKED", reasons], live=False)
+            return
+        plan = preview.plan
+        was_running = intent["was_running"]
+        live = intent["mode"] == "live"
+        dest = plan.dest_host_ref
+        started = self.clock.now()
+        down_since: float | None = None
+        try:
+            if live:
+                self._step(
+                    req,
+                    "migrate",
+                    lambda x: ops.start_migration(x, preview.plan),
+                    lambda s: self._placed(s, preview),
+                )
+            else:
+                if was_running:
+                    down_since = self.clock.now()
+                    self._step(
+                        req,
+                        "shutdown",
+                        lambda x: ops.start_shutdown(x, plan.vm.ref, intent["shutdown"] == "hard"),
+                        lambda s: s["power_state"] == "Halted",
+                    )
+                    preview = self.recheck(req)
+                if preview.plan.call != "none":
+                    self._step(
+                        req,
+                        "migrate",
+                        lambda x: ops.start_migration(x, preview.plan),
+                        lambda s: self._placed(s, preview),
+                    )
+                if was_running:
+                    self._step(
+                        req,
+                        "start",
+                        lambda x: ops.start_on(x, plan.vm.ref, dest),
+                        lambda s: s["power_state"] == "Running" and s["resident_on"] == dest,
+                    )
+                else:
+                    self.planner.call(lambda x: ops.set_affinity(x, plan.vm.ref, dest))
+        except StepFailed as failure:
+            self._after_failure(req, failure, live, was_running and failure.step != "shutdown")
+            return
+        self._succeed(req, preview, started, down_since)
+
+    def _step(
+        self,
+        req: Request,
+        name: str,
+        issue: Callable[[Any], str],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        """Issue one XAPI step exactly once (or re-attach to it) and wait for its end.
+
+        TOO_MANY_STORAGE_MIGRATES is xapi saying "not now": wait and issue a new attempt.
+        """
+        while True:
+            try:
+                return self._attempt(req, name, issue, done)
+            except StepFailed as failure:
+                if failure.error[0] != "TOO_MANY_STORAGE_MIGRATES":
+                    raise
+                self.store.audit(req.id, "bot", "retry_later", {"step": name})
+                self.clock.sleep(RETRY_BUSY_SECONDS)
+
+    def _attempt(
+        self,
+        req: Request,
+        name: str,
+        issue: Callable[[Any], str],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        if self._stopping.is_set():
+            raise StepFailed(name, ["BOT_STOPPING"])
+        previous = [s for s in self.store.steps(req.id) if s.name == name]
+        last = previous[-1] if previous else None
+        if last and last.state == "done":
+            return
+        vm_ref = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        if last and last.state in ("issuing", "running") and last.task_ref:
+            step, task = last, last.task_ref
+        elif (
+            last
+            and last.state == "issuing"
+            and done(self.planner.call(lambda x: ops.vm_record(x, vm_ref)))
+        ):
+            self.store.end_step(last.id, "done")
+            return
+        else:
+            attempt = (last.attempt + 1) if last else 1
+            step = self.store.begin_step(req.id, name, attempt=attempt)
+            if step is None:
+                raise StepFailed(name, ["STEP_ALREADY_ISSUED", name])
+            self._emit(ev.StepStarted(req.id, name, _STEP_TEXT.get(name, name)))
+            task = self.planner.call(issue)
+            self.store.step_task(step.id, task)
+        self._current_task[req.id] = task
+        began = self.clock.now()
+        record = self._await(req, name, step.id, task, began)
+        self._current_task.pop(req.id, None)
+        if record is None:  # the task vanished (toolstack restart): judge from the VM
+            if self._stopping.is_set():
+                raise StepFailed(name, ["BOT_STOPPING"])
+            state = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
+            if done(state):
+                self.store.end_step(step.id, "done")
+                self._emit(ev.StepDone(req.id, name, self.clock.now() - began, "done"))
+                return
+            self.store.end_step(step.id, "failed", ["TASK_VANISHED", task])
+            raise StepFailed(name, ["TASK_VANISHED", task])
+        if record["status"] == "pending":  # we stopped waiting: the bot is stopping
+            raise StepFailed(name, ["BOT_STOPPING"])
+        self.planner.call(lambda x: ops.destroy_task(x, task))
+        if record["status"] == "success":
+            self.store.end_step(step.id, "done")
+            seconds = self.clock.now() - began
+            self._emit(
+                ev.StepDone(req.id, name, seconds, f"{name} done in {format_duration(seconds)}")
+            )
+            return
+        error = list(record["error_info"]) or ["INTERNAL_ERROR", record["status"]]
+        self.store.end_step(
+            step.id, "cancelled" if record["status"] == "cancelled" else "failed", error
+        )
+        raise StepFailed(name, error)
+
+    def _await(
+        self, req: Request, name: str, step_id: int, task: str, began: float
+    ) -> dict[str, Any] | None:
+        last_change = [self.clock.now(), 0.0]
+        stalled = [False]
+
+        def progress(record: dict[str, Any]) -> None:
+            fraction = float(record["progress"])
+            if fraction > last_change[1]:
+                last_change[:] = [self.clock.now(), fraction]
+                stalled[0] = False
+            elapsed = self.clock.now() - began
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+            self.store.step_progress(step_id, fraction)
+            self._emit(ev.StepProgress(req.id, name, fraction, eta))
+
+        def keep_waiting() -> bool:
+            idle = self.clock.now() - last_change[0]
+            if idle >= self.config.stall_seconds and not stalled[0]:
+                stalled[0] = True
+                self._emit(ev.StepStalled(req.id, name, idle))
+            return not self._stopping.is_set()
+
+        return self.watcher.wait_task(task, progress, keep_waiting)
+
+    def _placed(self, state: dict[str, Any], preview: Preview) -> bool:
+        plan = preview.plan
+        where = state["resident_on"] if state["power_state"] == "Running" else None
+        if plan.vm.power_state == "Running" and where != plan.dest_host_ref:
+            return False
+        srs = self.planner.call(lambda x: ops.vdi_srs(x, list(plan.vdi_map)))
+        return srs == plan.vdi_map
+
+    def _after_failure(self, req: Request, failure: StepFailed, live: bool, restart: bool) -> None:
+        """An offline run that had shut the VM down starts it again where it was."""
+        vm_down = False
+        if restart and failure.error[0] != "BOT_STOPPING":
+            source = req.plan["intent"]["source_host_uuid"]
+            try:
+                self._restart_where_it_was(req, source)
+            except (StepFailed, UserError, XenError):
+                vm_down = True
+        if failure.error[0] == "BOT_STOPPING":
+            return  # the next start re-attaches
+        if failure.error[0] == "TASK_CANCELLED" and not vm_down:
+            text = f"xapi cancelled the {failure.step} step; {req.vm_name} is where it was."
+            if restart:
+                text += " It was started again on its original host."
+            self._move(
+                self._get(req.id),
+                State.CANCELLED,
+                "bot",
+                "cancelled",
+                text,
+                outcome=text,
+                finished_at=self.clock.now(),
+            )
+            return
+        self._fail(self._get(req.id), failure.error, live=live, vm_down=vm_down)
+
+    def _restart_where_it_was(self, req: Request, source_uuid: str) -> None:
+        host = self.planner.call(lambda x: x.host.get_by_uuid(source_uuid))
+        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        self._step(
+            req,
+            "restart",
+            lambda x: ops.start_on(x, vm, host),
+            lambda s: s["power_state"] == "Running",
+        )
+
+    def _fail(self, req: Request, error: list[str], live: bool, vm_down: bool = False) -> None:
+        how = explain(error, live=live)
+        text = how.sentence
+        if error[0] == "CHECKLIST_BLOCKED":
+            text = f"The checklist has a blocker now: {error[1]}"
+        if vm_down:
+            text += f" {req.vm_name} is DOWN: it was shut down and could not be started again."
+        self._move(
+            req,
+            State.FAILED,
+            "bot",
+            "failed",
+            text,
+            outcome=text,
+            error={"code": how.code, "description": error},
+            finished_at=self.clock.now(),
+        )
+        self._emit(ev.Failed(req.id, text, how.next_step, how.code, how.retry_offline, vm_down))
+
+    def _succeed(
+        self, req: Request, preview: Preview, started: float, down_since: float | None
+    ) -> None:
+        plan = preview.plan
+        for tag in req.tags_added:
+            self.planner.call(lambda x, tag=tag: ops.remove_tag(x, plan.vm.ref, tag))
+        seconds = self.clock.now() - started
+        downtime = self.clock.now() - down_since if down_since else 0.0
+        srs = sorted({preview.sr_name(sr) for sr in plan.vdi_map.values()})
+        where = (
+            f"is running on {preview.dest_name}"
+            if preview.plan.vm.power_state != "Halted" or req.plan["intent"]["was_running"]
+            else f"stays halted; its next start lands on {preview.dest_name}"
+        )
+        text = (
+            f"{plan.vm.name} {where}, disks on {', '.join(srs) or 'their SRs'}, "
+            f"{format_duration(seconds)}"
+        )
+        if downtime:
+            text += f" (downtime {format_duration(downtime)})"
+        if req.tags_added:
+            text += "; backups resume (the bot removed its backup-exclusion tag)"
+        self._move(
+            req,
+            State.SUCCEEDED,
+            "bot",
+            "succeeded",
+            text,
+            outcome=text,
+            finished_at=self.clock.now(),
+        )
+        self._emit(ev.Succeeded(req.id, text, seconds, downtime))
+
+    # -- stuck --------------------------------------------------------------------------
+    def check_stuck(self, request_id: int) -> Request:
+        """After the grace: a migrate operation left on the VM or a host means STUCK."""
+        req = self._get(request_id)
+        if req.state not in (State.SUCCEEDED, State.STUCK):
+            return req
+        leftover = self.planner.call(lambda x: _leftover(x, req.vm_uuid, req.dest_host_uuid))
+        if leftover is None:
+            if req.state == State.STUCK:
+                self._move(req, State.SUCCEEDED, "bot", "cleared", "the leftover operation is gone")
+                self._emit(ev.Cleared(req.id, f"{req.vm_name} is no longer stuck."))
+            return self._get(request_id)
+        if req.state == State.STUCK:
+            return req
+        host_ref, host_name, others = leftover
+        text = (
+            f"{req.vm_name} still shows a migration in progress (running (vm_migrate)) "
+            f"{format_duration(self.config.stuck_grace_seconds)} after it ended. Restarting "
+            f"the toolstack on {host_name} clears it; running VMs are not affected."
+        )
+        new = self._move(
+            req, State.STUCK, "bot", "stuck", text, plan={**req.plan, "stuck_host": host_ref}
+        )
+        if new:
+            self._emit(ev.Stuck(req.id, host_ref, host_name, text, tuple(others)))
+        return self._get(request_id)
+
+    def restart_toolstack(self, request_id: int, actor: str) -> str:
+        """host.restart_agent on the host that clears the leftover, then check again."""
+        req = self._get(request_id)
+        if req.state != State.STUCK:
+            raise UserError(f"#{req.id} is {req.state}, not stuck; nothing to restart")
+        host = req.plan["stuck_host"]
+
+        def guard(x: Any) -> tuple[str, bool, float]:
+            pool = x.pool.get_record(x.pool.get_all()[0])
+            return x.host.get_name_label(host), pool["ha_enabled"], ops.agent_start_time(x, host)
+
+        name, ha, before = self.planner.call(guard)
+        if ha:
+            raise UserError(
+                "HA is enabled on this pool: a toolstack restart would fence the "
+                "host. Disable HA first, or restart the toolstack by hand."
+            )
+        busy = [r for r in self.store.in_states(State.RUNNING) if r.id != req.id]
+        if busy:
+            raise UserError(
+                f"#{busy[0].id} is running in this pool; restarting the toolstack "
+                "would abort it. Try again when it has finished."
+            )
+        self.store.audit(req.id, actor, "restart_toolstack", {"host": name})
+        self._emit(
+            ev.StepStarted(
+                req.id,
+                "restart_toolstack",
+                f"restarting the toolstack on {name} (asked by {actor})",
+            )
+        )
+        self.planner.call(lambda x: ops.restart_agent(x, host))
+        self._wait_agent(host, before)
+        req = self.check_stuck(req.id)
+        if req.state == State.STUCK:
+            return (
+                f"The toolstack on {name} restarted but {req.vm_name} still shows the "
+                "migration. The next step is a reboot of that host (the bot never reboots "
+                "hosts by itself)."
+            )
+        return f"The toolstack on {name} restarted and {req.vm_name} is clear."
+
+    def _wait_agent(self, host: str, before: float) -> None:
+        deadline = self.clock.now() + AGENT_WAIT_SECONDS
+        while self.clock.now() < deadline:
+            try:
+                start, enabled = self.planner.xapi.call(
+                    lambda x: (ops.agent_start_time(x, host), ops.host_enabled(x, host))
+                )
+                if start > before and enabled:
+                    return
+            except XenError:
+                pass  # still restarting
+            self.clock.sleep(1.0)
+        raise UserError("the toolstack did not come back within 10 minutes; check the host")
+
+    # -- deadlines ------------------------------------------------------------------------
+    def due(self) -> list[tuple[str, int]]:
+        """What the ticker must do now, judged from stored times against the clock.
+
+        ("stuck", id) for a success whose grace has passed (once) and for every stuck
+        request (a hand-made toolstack restart clears it too); ("start", id) for a
+        scheduled request whose window has come.
+        """
+        now = self.clock.now()
+        grace = self.config.stuck_grace_seconds
+        work = [
+            ("stuck", r.id)
+            for r in self.store.in_states(State.SUCCEEDED)
+            if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
+        ]
+        work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]
+        work += [
+            ("start", r.id)
+            for r in self.store.in_states(State.SCHEDULED)
+            if r.run_at is not None and r.run_at <= now
+        ]
+        return work
+
+    def mark_checked(self, request_id: int) -> None:
+        req = self._get(request_id)
+        self.store.update(req.id, plan={**req.plan, "stuck_checked": True})
+
+    def start_window(self, request_id: int) -> Request | None:
+        req = self._get(request_id)
+        return self._move(req, State.QUEUED, "bot", "window_open", "its window has come: queued")
+
+    # -- life cycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop issuing steps; running tasks are left for the next start to re-attach."""
+        self._stopping.set()
+
+    def recoverable(self) -> list[Request]:
+        """Requests a fresh start must pick up (queued, running)."""
+        return self.store.in_states(State.APPROVED, State.QUEUED, State.RUNNING)
+
+
+def facts_ref(x: Any, vm_uuid: str) -> str:
+    return x.VM.get_by_uuid(vm_uuid)
+
+
+def _leftover(x: Any, vm_uuid: str, host_uuid: str) -> tuple[str, str, list[str]] | None:
+    """A migrate operation on the VM (or vm_migrate on its destination) whose task ended.
+
+    The host to restart is the pool master (the bot's tasks live there), unless the task
+    still exists and is resident on a member.
+    """
+    vm = x.VM.get_by_uuid(vm_uuid)
+    entries = [(t, op) for t, op in x.VM.get_current_operations(vm).items() if op in MIGRATE_OPS]
+    dest = x.host.get_by_uuid(host_uuid)
+    entries += [
+        (t, op) for t, op in x.host.get_current_operations(dest).items() if op == "vm_migrate"
+    ]
+    master = x.pool.get_master(x.pool.get_all()[0])
+    for task, _ in entries:
+        record = ops.task_record(x, task)
+        if record is not None and record["status"] == "pending":
+            continue
+        target = (
+            record["resident_on"]
+            if record and record["resident_on"] != "OpaqueRef:NULL"
+            else master
+        )
+        return target, x.host.get_name_label(target), ops.pending_tasks(x)
+    return None
+
+
+def _queued_text(state: State) -> str:
+    return "scheduled for its window" if state == State.SCHEDULED else "queued"
+
+
+_STEP_TEXT = {
+    "shutdown": "shutting the VM down",
+    "migrate": "migrating",
+    "start": "starting the VM on the destination",
+    "restart": "starting the VM again where it was",
+}

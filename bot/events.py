@@ -1,0 +1,76 @@
+"""What the engine reports while it works, as typed events (the Slack front renders them).
+
+Subscribers get every event in order for a request; they must not block for long (the
+Slack notifier queues and coalesces; the CLI prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: str
+    actor: str
+    text: str  # one line for the thread: "approved by @lead", "queued: 3 migrations running"
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    step: str  # shutdown, migrate, start, affinity, verify, restart, restart_toolstack
+    text: str
+
+
+@dataclass(frozen=True)
+class StepProgress(Event):
+    step: str
+    fraction: float  # 0..1 as xapi reports it
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class StepDone(Event):
+    step: str
+    seconds: float
+    text: str
+
+
+@dataclass(frozen=True)
+class StepStalled(Event):
+    step: str
+    seconds: float  # without progress
+
+
+@dataclass(frozen=True)
+class Succeeded(Event):
+    text: str  # "vm01 is running on host3, disks on nfs1, 6 min 12 s (downtime 4 min 3 s)"
+    seconds: float
+    downtime_seconds: float
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    text: str  # what happened, in plain words
+    next_step: str
+    code: str
+    retry_offline: bool
+    vm_down: bool = False  # the VM was shut down and could not be started again
+
+
+@dataclass(frozen=True)
+class Stuck(Event):
+    host_ref: str
+    host_name: str
+    text: str
+    other_tasks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cleared(Event):
+    text: str

@@ -1,0 +1,210 @@
+"""From what a user typed (or what a request stored) to a plan and its checklist.
+
+`Planner.preview(command)` resolves names against the pool and runs every check;
+`Planner.rebuild(intent)` does the same from the UUIDs a request stored, with fresh facts,
+so an approval or a scheduled start re-checks what may have changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.command import MigrateCommand
+from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind
+from bot.plan import PlanError, format_duration, format_size, make_plan
+from bot.preflight import blocking, checklist
+from bot.resolve import ResolveError, disk_label, resolve, resolve_disk
+from bot.xapi_errors import explain, names_for
+from bot.xen import facts, ops
+from bot.xen.connection import Xapi
+from bot.xen.errors import XapiFailure, XapiUnavailable
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Something the user must change or retry; the message is for them (no traceback)."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    backup_tag: str = "xo:no-bak"
+    cpu_threshold: float = 0.8
+    throughput_mbps: float = 100.0
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan, the pool it was made against, and its checklist."""
+
+    plan: Plan
+    pool: PoolFacts
+    checks: tuple[Check, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return blocking(self.checks)
+
+    @property
+    def source_name(self) -> str:
+        host = self.pool.hosts.get(self.plan.source_host_ref)
+        return host.name if host else "no host (halted)"
+
+    @property
+    def dest_name(self) -> str:
+        return self.pool.hosts[self.plan.dest_host_ref].name
+
+    def sr_name(self, ref: str) -> str:
+        sr = self.pool.srs.get(ref)
+        return sr.name if sr else ref
+
+    def intent(self) -> dict[str, Any]:
+        """What a request stores: UUIDs (refs are not promised to last) and the choices."""
+        plan = self.plan
+        return {
+            "vm_uuid": plan.vm.uuid,
+            "dest_host_uuid": self.pool.hosts[plan.dest_host_ref].uuid,
+            "source_host_uuid": getattr(self.pool.hosts.get(plan.source_host_ref), "uuid", ""),
+            "disk_srs": {m.disk.vdi_uuid: self.pool.srs[m.dest_sr_ref].uuid for m in plan.disks},
+            "mode": plan.mode,
+            "shutdown": plan.shutdown,
+            "was_running": plan.vm.power_state == "Running",
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What the request message shows, kept with the request for listings and audit."""
+        plan = self.plan
+        return {
+            "vm": plan.vm.name,
+            "source": self.source_name,
+            "dest": self.dest_name,
+            "mode": plan.mode,
+            "call": plan.call,
+            "estimate": format_duration(plan.estimate_seconds),
+            "downtime": format_duration(plan.downtime_seconds),
+            "disks": [
+                {
+                    "label": disk_label(m.disk),
+                    "size": format_size(m.disk.virtual_size),
+                    "from": self.sr_name(m.disk.sr_ref),
+                    "to": self.sr_name(m.dest_sr_ref),
+                }
+                for m in plan.disks
+            ],
+            "checks": [
+                {
+                    "key": c.key,
+                    "severity": str(c.severity),
+                    "title": c.title,
+                    "reason": c.reason,
+                    "fix": c.fix,
+                    "action": str(c.action) if c.action else None,
+                }
+                for c in self.checks
+            ],
+        }
+
+
+class Planner:
+    def __init__(self, xapi: Xapi, config: PlannerConfig) -> None:
+        self.xapi = xapi
+        self.config = config
+
+    def preview(self, command: MigrateCommand) -> Preview:
+        """Resolve the command's names, plan, and run the checklist."""
+
+        def gather(x: Any) -> Preview:
+            pool = facts.read_pool(x)
+            host = resolve("host", command.host, list(pool.hosts.values()))
+            vm = facts.vm_facts(x, facts.find_vm(x, command.vm, pool))
+            srs = list(pool.srs.values())
+            sr = resolve("SR", command.sr, srs).ref if command.sr else None
+            disk_srs = {
+                resolve_disk(selector, vm.disks).vdi_ref: resolve("SR", name, srs).ref
+                for selector, name in command.disks
+            }
+            return self._checked(
+                x, vm, pool, host.ref, sr, disk_srs, command.mode, command.shutdown
+            )
+
+        return self.call(gather)
+
+    def rebuild(
+        self,
+        intent: Mapping[str, Any],
+        mode: Mode | None = None,
+        shutdown: ShutdownKind | None = None,
+    ) -> Preview:
+        """The stored request against the pool as it is now (optionally another mode)."""
+
+        def gather(x: Any) -> Preview:
+            pool = facts.read_pool(x)
+            vm_ref = facts.lookup_uuid(x, "VM", intent["vm_uuid"])
+            vm = facts.vm_facts(x, facts.vm_ref(x, vm_ref))
+            host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
+            by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
+            disk_srs = {
+                d.vdi_ref: by_uuid[intent["disk_srs"][d.vdi_uuid]]
+                for d in vm.disks
+                if intent["disk_srs"].get(d.vdi_uuid) in by_uuid
+            }
+            return self._checked(
+                x,
+                vm,
+                pool,
+                host,
+                None,
+                disk_srs,
+                mode or intent["mode"],
+                shutdown or intent["shutdown"],
+            )
+
+        return self.call(gather)
+
+    def _checked(
+        self,
+        x: Any,
+        vm: Any,
+        pool: PoolFacts,
+        host: str,
+        sr: str | None,
+        disk_srs: Mapping[str, str],
+        mode: Mode | None,
+        shutdown: ShutdownKind,
+    ) -> Preview:
+        pool = facts.with_free_memory(x, pool, host)
+        plan = make_plan(vm, pool, host, sr, disk_srs, mode, shutdown, self.config.throughput_mbps)
+        verdict = ops.assert_can_migrate(x, plan)
+        checks = checklist(
+            plan,
+            pool,
+            backup_tag=self.config.backup_tag,
+            cpu_threshold=self.config.cpu_threshold,
+            assert_error=verdict,
+        )
+        return Preview(plan, pool, checks)
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn` on a session; every failure becomes a UserError worded for people."""
+        try:
+            return self.xapi.call(fn)
+        except (ResolveError, PlanError) as error:
+            raise UserError(str(error)) from None
+        except XapiFailure as failure:
+            raise UserError(str(explain(failure.description))) from None
+        except XapiUnavailable as error:
+            raise UserError(f"Cannot reach the pool master ({error}). Try again shortly.") from None
+
+
+def _by_uuid(objects: Mapping[str, Any], uuid: str, kind: str) -> str:
+    for ref, obj in objects.items():
+        if obj.uuid == uuid:
+            return ref
+    raise UserError(f"the {kind} this request names ({uuid}) no longer exists")
+
+
+def names(preview: Preview) -> dict[str, str]:
+    """Refs and UUIDs -> names, so XAPI errors read "vm01 on host3", not refs."""
+    return names_for(preview.pool, preview.plan.vm)
