@@ -209,56 +209,59 @@ class Engine:
 
     def _execute(self, req: Request) -> None:
         intent = req.plan["intent"]
-        first_time = not self.store.steps(req.id)
-        preview = self.recheck(req)
-        if first_time and preview.blocked:
-            reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
-            self._fail(req, ["CHECKLIST_BLOCKED", reasons], live=False)
-            return
-        plan = preview.plan
-        was_running = intent["was_running"]
-        live = intent["mode"] == "live"
-        dest = plan.dest_host_ref
+        if not self.store.steps(req.id):
+            preview = self.recheck(req)
+            if preview.blocked:
+                reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
+                self._fail(req, ["CHECKLIST_BLOCKED", reasons], live=False)
+                return
+        goal = self.planner.call(lambda x: _goal(x, intent))
+        was_running, live = intent["was_running"], intent["mode"] == "live"
         started = self.clock.now()
         down_since: float | None = None
+
+        def migrate(x: Any) -> str:
+            return ops.start_migration(x, self.recheck(req).plan)
+
+        def placed(state: dict[str, Any]) -> bool:
+            on_dest = state["power_state"] != "Running" or state["resident_on"] == goal.dest
+            return on_dest and self._disks_placed(goal)
+
+        def running_on_dest(state: dict[str, Any]) -> bool:
+            return state["power_state"] == "Running" and state["resident_on"] == goal.dest
+
         try:
             if live:
-                self._step(
-                    req,
-                    "migrate",
-                    lambda x: ops.start_migration(x, preview.plan),
-                    lambda s: self._placed(s, preview),
-                )
+                self._step(req, "migrate", migrate, placed)
             else:
                 if was_running:
                     down_since = self.clock.now()
+                    hard = intent["shutdown"] == "hard"
                     self._step(
                         req,
                         "shutdown",
-                        lambda x: ops.start_shutdown(x, plan.vm.ref, intent["shutdown"] == "hard"),
-                        lambda s: s["power_state"] == "Halted",
+                        lambda x: ops.start_shutdown(x, goal.vm, hard),
+                        lambda state: state["power_state"] == "Halted",
                     )
-                    preview = self.recheck(req)
-                if preview.plan.call != "none":
-                    self._step(
-                        req,
-                        "migrate",
-                        lambda x: ops.start_migration(x, preview.plan),
-                        lambda s: self._placed(s, preview),
-                    )
+                if self._has_step(req, "migrate") or not self._disks_placed(goal):
+                    self._step(req, "migrate", migrate, placed)
                 if was_running:
                     self._step(
-                        req,
-                        "start",
-                        lambda x: ops.start_on(x, plan.vm.ref, dest),
-                        lambda s: s["power_state"] == "Running" and s["resident_on"] == dest,
+                        req, "start", lambda x: ops.start_on(x, goal.vm, goal.dest), running_on_dest
                     )
                 else:
-                    self.planner.call(lambda x: ops.set_affinity(x, plan.vm.ref, dest))
+                    self.planner.call(lambda x: ops.set_affinity(x, goal.vm, goal.dest))
         except StepFailed as failure:
-            self._after_failure(req, failure, live, was_running and failure.step != "shutdown")
+            shut_down = not live and was_running and failure.step != "shutdown"
+            self._after_failure(req, failure, live, restart=shut_down)
             return
-        self._succeed(req, preview, started, down_since)
+        self._succeed(req, goal, started, down_since)
+
+    def _has_step(self, req: Request, name: str) -> bool:
+        return any(s.name == name for s in self.store.steps(req.id))
+
+    def _disks_placed(self, goal: Goal) -> bool:
+        return self.planner.call(lambda x: ops.vdi_srs(x, list(goal.vdi_map))) == goal.vdi_map
 
     def _step(
         self,
@@ -323,7 +326,7 @@ class Engine:
                 self.store.end_step(step.id, "done")
                 self._emit(ev.StepDone(req.id, name, self.clock.now() - began, "done"))
                 return
-            self.store.end_step(step.id, "failed", ["TASK_VANISHED", task])
+            self.store.end_step(step.id, "failed", {"description": ["TASK_VANISHED", task]})
             raise StepFailed(name, ["TASK_VANISHED", task])
         if record["status"] == "pending":  # we stopped waiting: the bot is stopping
             raise StepFailed(name, ["BOT_STOPPING"])
@@ -336,9 +339,8 @@ class Engine:
             )
             return
         error = list(record["error_info"]) or ["INTERNAL_ERROR", record["status"]]
-        self.store.end_step(
-            step.id, "cancelled" if record["status"] == "cancelled" else "failed", error
-        )
+        state = "cancelled" if record["status"] == "cancelled" else "failed"
+        self.store.end_step(step.id, state, {"description": error})
         raise StepFailed(name, error)
 
     def _await(
@@ -365,14 +367,6 @@ class Engine:
             return not self._stopping.is_set()
 
         return self.watcher.wait_task(task, progress, keep_waiting)
-
-    def _placed(self, state: dict[str, Any], preview: Preview) -> bool:
-        plan = preview.plan
-        where = state["resident_on"] if state["power_state"] == "Running" else None
-        if plan.vm.power_state == "Running" and where != plan.dest_host_ref:
-            return False
-        srs = self.planner.call(lambda x: ops.vdi_srs(x, list(plan.vdi_map)))
-        return srs == plan.vdi_map
 
     def _after_failure(self, req: Request, failure: StepFailed, live: bool, restart: bool) -> None:
         """An offline run that had shut the VM down starts it again where it was."""
@@ -430,37 +424,26 @@ class Engine:
         )
         self._emit(ev.Failed(req.id, text, how.next_step, how.code, how.retry_offline, vm_down))
 
-    def _succeed(
-        self, req: Request, preview: Preview, started: float, down_since: float | None
-    ) -> None:
-        plan = preview.plan
+    def _succeed(self, req: Request, goal: Goal, started: float, down_since: float | None) -> None:
         for tag in req.tags_added:
-            self.planner.call(lambda x, tag=tag: ops.remove_tag(x, plan.vm.ref, tag))
-        seconds = self.clock.now() - started
-        downtime = self.clock.now() - down_since if down_since else 0.0
-        srs = sorted({preview.sr_name(sr) for sr in plan.vdi_map.values()})
+            self.planner.call(lambda x, tag=tag: ops.remove_tag(x, goal.vm, tag))
+        now = self.clock.now()
+        seconds, downtime = now - started, (now - down_since if down_since else 0.0)
+        srs = sorted({d["to"] for d in req.plan["summary"]["disks"]})
         where = (
-            f"is running on {preview.dest_name}"
-            if preview.plan.vm.power_state != "Halted" or req.plan["intent"]["was_running"]
-            else f"stays halted; its next start lands on {preview.dest_name}"
+            f"is running on {req.dest_host_name}"
+            if req.plan["intent"]["was_running"]
+            else f"stays halted; its next start lands on {req.dest_host_name}"
         )
         text = (
-            f"{plan.vm.name} {where}, disks on {', '.join(srs) or 'their SRs'}, "
+            f"{req.vm_name} {where}, disks on {', '.join(srs) or 'their SRs'}, "
             f"{format_duration(seconds)}"
         )
         if downtime:
             text += f" (downtime {format_duration(downtime)})"
         if req.tags_added:
             text += "; backups resume (the bot removed its backup-exclusion tag)"
-        self._move(
-            req,
-            State.SUCCEEDED,
-            "bot",
-            "succeeded",
-            text,
-            outcome=text,
-            finished_at=self.clock.now(),
-        )
+        self._move(req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now)
         self._emit(ev.Succeeded(req.id, text, seconds, downtime))
 
     # -- stuck --------------------------------------------------------------------------
@@ -585,6 +568,23 @@ class Engine:
     def recoverable(self) -> list[Request]:
         """Requests a fresh start must pick up (queued, running)."""
         return self.store.in_states(State.APPROVED, State.QUEUED, State.RUNNING)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Where the request puts the VM, by ref: what "done" means for each step."""
+
+    vm: str
+    dest: str
+    vdi_map: dict[str, str]
+
+
+def _goal(x: Any, intent: dict[str, Any]) -> Goal:
+    return Goal(
+        vm=x.VM.get_by_uuid(intent["vm_uuid"]),
+        dest=x.host.get_by_uuid(intent["dest_host_uuid"]),
+        vdi_map={x.VDI.get_by_uuid(v): x.SR.get_by_uuid(s) for v, s in intent["disk_srs"].items()},
+    )
 
 
 def facts_ref(x: Any, vm_uuid: str) -> str:

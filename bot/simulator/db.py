@@ -33,9 +33,10 @@ class Database:
         self._by_uuid: dict[tuple[str, str], str] = {}
 
     def _bump(self) -> int:
-        self.generation += 1
-        self.changed.notify_all()
-        return self.generation
+        with self.lock:  # reentrant: writers from tests and tools need not hold it
+            self.generation += 1
+            self.changed.notify_all()
+            return self.generation
 
     def create(self, cls: str, **fields: Any) -> str:
         unknown = set(fields) - set(FIELDS[cls]) - {"uuid"}
