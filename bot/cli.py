@@ -132,6 +132,49 @@ class TerminalProgress:
         self.out.flush()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """The engine's journey on the built-in simulator (no Slack yet, no Xen needed)."""
+    import tempfile
+
+    from bot.command import MigrateCommand, UsageError, parse
+    from bot.core import build_core
+    from bot.settings import Settings
+    from bot.simulator import SimulatorServer, simulator
+
+    sim = simulator("demo")
+    sim.timing.storage_bytes_per_s = 1e11  # a demo, not a benchmark
+    with SimulatorServer(sim) as server, tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            xen_url=server.url,
+            xen_username="root",
+            xen_password="secret",
+            bot_database_url=f"sqlite:///{folder}/demo.db",
+        )
+        print(f"simulated pool at {server.url} (hosts host1, host2, host3)\n")
+        print("$ migrate-bot check 'vm0l to host3'")
+        bad = parse("vm0l to host3")
+        assert not isinstance(bad, UsageError)
+        core = build_core(settings)
+        try:
+            try:
+                core.engine.preview(bad)  # type: ignore[arg-type]
+                print("expected an unknown-name error")
+                return 1
+            except Exception as error:  # noqa: BLE001 - shown to the reader
+                print(f"  {error}\n")
+            text = args.command
+            print(f"$ migrate-bot check --run '{text}'")
+            command = parse(text)
+            if not isinstance(command, MigrateCommand):
+                print(getattr(command, "message", "not a migration"))
+                return 1
+            status = _run(core, command)
+        finally:
+            core.stop()
+    print("\ndemo " + ("passed" if status == 0 else "FAILED"))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate-bot", description="Move Xen VMs from Slack, with a checklist and approval."
@@ -156,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="then run the migration here, with progress (exit 0 on success)",
     )
     check.set_defaults(handler=_check)
+    demo = sub.add_parser("demo", help="the journey on the built-in simulator")
+    demo.add_argument(
+        "--command",
+        default="vm01 to host3 sr=nfs1 mode=offline",
+        help="the migration to run (default: the README's example)",
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -55,4 +55,5 @@ class Jobs:
                 log.warning("#%s: %s check failed: %s", request_id, kind, error)
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)

@@ -84,6 +84,7 @@ class Preview:
             "call": plan.call,
             "estimate": format_duration(plan.estimate_seconds),
             "downtime": format_duration(plan.downtime_seconds),
+            "snapshots": len(plan.vm.snapshots),
             "disks": [
                 {
                     "label": disk_label(m.disk),
