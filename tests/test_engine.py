@@ -249,3 +249,27 @@ def test_bot_restart_mid_offline_migration(pool: Pool, tmp_path: Path) -> None:
         assert pool.x.VM.get_resident_on(vm) == pool.ref("host", "host2")
     finally:
         second.close()
+
+
+def test_bot_restart_after_task_vanished_judges_placement(pool: Pool, tmp_path: Path) -> None:
+    """If the task is gone when the bot comes back, the VM's placement decides the step."""
+    first = build(pool, tmp_path / "bot.db")
+    req = first.approved("vm02 to host3")
+    finished = threading.Event()
+
+    def stop_at_progress(event: ev.Event) -> None:
+        if isinstance(event, ev.StepProgress) and not finished.is_set():
+            finished.set()
+            first.engine.stop()
+
+    first.engine.subscribe(stop_at_progress)
+    first.run(req.id)
+    first.close()
+    pool.run(first.store.steps(req.id)[0].task_ref)  # the task ends while the bot is down
+    pool.x.task.destroy(first.store.steps(req.id)[0].task_ref)
+    second = build(pool, tmp_path / "bot.db")
+    try:
+        assert second.run(req.id).state == State.SUCCEEDED
+        assert pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+    finally:
+        second.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 import XenAPI
 
+from bot.xen import ops
 from bot.xen.connection import NETWORK_ERRORS, Xapi
 from bot.xen.errors import XenError
 
@@ -67,6 +68,7 @@ class TaskWatcher:
         `tick` seconds, so a caller can give up (stall, shutdown) without a lost wake-up.
         """
         seen: dict[str, Any] | None = None
+        known = self._known(ref)
         while True:
             with self._cond:
                 if ref in self._vanished:
@@ -83,6 +85,27 @@ class TaskWatcher:
                     on_change(record)
             if not keep_waiting():
                 return self.task(ref) if self.task(ref) else seen
+            if known is None:
+                known = self._known(ref)
+
+    def _known(self, ref: str) -> bool | None:
+        """Does xapi know the task (a bot that restarted has never seen it in an event)?
+
+        One call per wait: False when xapi says the handle is invalid (the task ended and
+        was destroyed, or a toolstack restart lost it), None when XAPI does not answer.
+        """
+        if self.task(ref) is not None:
+            return True
+        try:
+            record = self._xapi.call(lambda x: ops.task_record(x, ref))
+        except XenError:
+            return None
+        with self._cond:
+            if record is None:
+                self._vanished.add(ref)
+            else:
+                self._tasks.setdefault(ref, record)
+        return record is not None
 
     def _run(self) -> None:
         token = ""
