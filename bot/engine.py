@@ -18,6 +18,7 @@ from typing import Any
 from bot import events as ev
 from bot.clock import Clock
 from bot.command import MigrateCommand, render
+from bot.models import Fix
 from bot.plan import format_duration
 from bot.planning import Planner, Preview, UserError
 from bot.states import State
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 MIGRATE_OPS = {"migrate_send", "pool_migrate"}
 AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,20 @@ class Engine:
         """The request's plan against the pool as it is now."""
         return self.planner.rebuild(req.plan["intent"])
 
-    def approve(self, request_id: int, actor: str) -> Request:
-        """PENDING -> APPROVED -> QUEUED (or SCHEDULED); raises UserError when refused."""
+    def approve(self, request_id: int, actor: str, revision: int | None = None) -> Request:
+        """PENDING -> APPROVED -> QUEUED (or SCHEDULED); raises UserError when refused.
+
+        `revision` is the one the approver saw: a request changed since is not approved.
+        """
         req = self._get(request_id)
         if req.state != State.PENDING:
             raise UserError(f"#{req.id} is {req.state}; nothing to approve")
+        if revision is not None and revision != req.revision:
+            raise UserError(OUT_OF_DATE)
         preview = self.recheck(req)
         if preview.blocked:
             self.store.update(req.id, bump=True, plan={**req.plan, "summary": preview.summary()})
+            self._emit(ev.Revised(req.id, "bot", "the checklist changed: it now has a blocker"))
             raise UserError(f"#{req.id} cannot start: the checklist now has a blocker")
         now = self.clock.now()
         approved = self._move(
@@ -156,7 +164,8 @@ class Engine:
 
     def reject(self, request_id: int, actor: str) -> Request:
         req = self._get(request_id)
-        new = self._move(req, State.REJECTED, actor, "rejected", f"rejected by {actor}")
+        text = f"rejected by {actor}"
+        new = self._move(req, State.REJECTED, actor, "rejected", text, outcome=text)
         if new is None:
             raise UserError(f"#{req.id} is {req.state}; it cannot be rejected now")
         return new
@@ -165,7 +174,8 @@ class Engine:
         """Before the run: the request ends. While running: task.cancel, if xapi allows."""
         req = self._get(request_id)
         if req.state in (State.PENDING, State.APPROVED, State.SCHEDULED, State.QUEUED):
-            if self._move(req, State.CANCELLED, actor, "cancelled", f"cancelled by {actor}"):
+            text = f"cancelled by {actor}"
+            if self._move(req, State.CANCELLED, actor, "cancelled", text, outcome=text):
                 return f"#{req.id} cancelled."
             req = self._get(request_id)
         if req.state == State.RUNNING:
@@ -176,6 +186,75 @@ class Engine:
             self.planner.call(lambda x: ops.cancel_task(x, task))
             return f"Asked xapi to cancel #{req.id}'s current step; the thread will say if it did."
         raise UserError(f"#{req.id} is {req.state}; there is nothing to cancel")
+
+    def revise(self, request_id: int, revision: int, fix: str, actor: str) -> Request:
+        """Apply a checklist fix (or re-check) to a pending request, then re-run the checklist.
+
+        `fix` is a `Fix` value or "recheck". The press claims the message's revision first,
+        so of two presses on one message only one acts.
+        """
+        req = self._get(request_id)
+        if req.state != State.PENDING:
+            raise UserError(
+                f"#{req.id} is {req.state}; the checklist can change only before approval"
+            )
+        claimed = self.store.claim(
+            req.id, revision, State.PENDING, actor=actor, action=fix, details={"fix": fix}
+        )
+        if claimed is None:
+            raise UserError(OUT_OF_DATE)
+        intent, changes = req.plan["intent"], {}
+        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        if fix == Fix.DELETE_SNAPSHOTS:
+            snapshots = self.recheck(req).plan.vm.snapshots
+            for snap in snapshots:
+                self.planner.call(lambda x, s=snap: ops.delete_snapshot(x, s.ref, s.vdi_refs))
+            text = f"{actor} deleted {len(snapshots)} snapshot(s) of {req.vm_name} and their disks"
+        elif fix == Fix.EXCLUDE_FROM_BACKUP:
+            tag = f"{self.config.backup_tag}=migrate-bot #{req.id}"
+            self.planner.call(lambda x: ops.add_tag(x, vm, tag))
+            changes["tags_added"] = [*req.tags_added, tag]
+            text = f"{actor} excluded {req.vm_name} from backups (tag {tag})"
+        elif fix == Fix.SWITCH_TO_OFFLINE:
+            intent = {**intent, "mode": "offline"}
+            text = f"{actor} switched #{req.id} to an offline migration"
+        elif fix == Fix.HARD_SHUTDOWN:
+            intent = {**intent, "shutdown": "hard"}
+            text = f"{actor} chose a hard shutdown for #{req.id}"
+        else:
+            text = f"{actor} re-ran the checklist"
+        preview = self.planner.rebuild(intent)
+        plan = {**req.plan, "intent": preview.intent(), "summary": preview.summary()}
+        new = self.store.update(
+            req.id, plan=plan, mode=preview.plan.mode, shutdown=preview.plan.shutdown, **changes
+        )
+        self._emit(ev.Revised(req.id, actor, text))
+        return new
+
+    def retry_offline(self, request_id: int, actor: str) -> Request:
+        """A new request, linked to the failed live one, for the same move offline."""
+        req = self._get(request_id)
+        if req.state != State.FAILED or req.mode != "live":
+            raise UserError(
+                f"#{req.id} is {req.state}; only a failed live migration is retried offline"
+            )
+        preview = self.planner.rebuild(req.plan["intent"], mode="offline")
+        new = self.store.create_request(
+            requester=actor,
+            channel=req.channel,
+            command_text=req.command_text + " mode=offline",
+            vm_uuid=req.vm_uuid,
+            vm_name=req.vm_name,
+            dest_host_uuid=req.dest_host_uuid,
+            dest_host_name=req.dest_host_name,
+            mode="offline",
+            shutdown=preview.plan.shutdown,
+            plan={"intent": preview.intent(), "summary": preview.summary()},
+            parent_id=req.id,
+            thread_ts=req.thread_ts,
+        )
+        self.store.audit(req.id, actor, "retry_offline", {"new_request": new.id})
+        return new
 
     def _running_task(self, request_id: int) -> str | None:
         steps = [s for s in self.store.steps(request_id) if s.state in ("issuing", "running")]
@@ -466,9 +545,8 @@ class Engine:
             f"{format_duration(self.config.stuck_grace_seconds)} after it ended. Restarting "
             f"the toolstack on {host_name} clears it; running VMs are not affected."
         )
-        new = self._move(
-            req, State.STUCK, "bot", "stuck", text, plan={**req.plan, "stuck_host": host_ref}
-        )
+        plan = {**req.plan, "stuck_host": host_ref, "stuck_host_name": host_name}
+        new = self._move(req, State.STUCK, "bot", "stuck", text, plan=plan)
         if new:
             self._emit(ev.Stuck(req.id, host_ref, host_name, text, tuple(others)))
         return self._get(request_id)

@@ -22,6 +22,14 @@ class StateChanged(Event):
 
 
 @dataclass(frozen=True)
+class Revised(Event):
+    """The request message changed before approval (a fix applied, the checklist re-run)."""
+
+    actor: str
+    text: str
+
+
+@dataclass(frozen=True)
 class StepStarted(Event):
     step: str  # shutdown, migrate, start, affinity, verify, restart, restart_toolstack
     text: str

@@ -360,6 +360,37 @@ class Store:
                 raise KeyError(request_id)
             return _load(conn, request_id)
 
+    def claim(
+        self,
+        request_id: int,
+        revision: int,
+        state: State,
+        *,
+        actor: str,
+        action: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Request | None:
+        """Bump the revision if the request is still at `revision` in `state`, and audit it.
+
+        The one press on a message that wins: a second press on the same message, or a
+        press on an outdated one, matches no row and gets None.
+        """
+        now = self._clock.now()
+        with self._write() as conn:
+            moved = conn.execute(
+                sa.update(REQUESTS)
+                .where(
+                    REQUESTS.c.id == request_id,
+                    REQUESTS.c.revision == revision,
+                    REQUESTS.c.state == state.value,
+                )
+                .values(revision=REQUESTS.c.revision + 1, updated_at=now)
+            )
+            if moved.rowcount == 0:
+                return None
+            _insert_audit(conn, request_id, now, actor, action, details)
+            return _load(conn, request_id)
+
     # Audit
 
     def audit(

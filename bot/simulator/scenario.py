@@ -323,7 +323,8 @@ def generate(vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1) -> 
     return {
         "pool": f"large-{vms}",
         "hosts": [
-            {"name": n, "memory_gib": 512, "master": i == 0} for i, n in enumerate(host_names)
+            {"name": n, "memory_gib": max(512, vms * 4 // hosts), "master": i == 0}
+            for i, n in enumerate(host_names)
         ],
         "srs": sr_specs,
         "vms": vm_specs,

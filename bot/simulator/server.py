@@ -24,6 +24,9 @@ from bot.simulator.wire import XapiError, failure, success
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, the client's delayed ACK holds
+    # the second one back ~40 ms, which would make every simulated call that slow.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default

@@ -1,0 +1,113 @@
+"""Who may file a request and who may press which button.
+
+`refusal` is the rule (pure); `Access` adds what the rule needs from Slack: membership of
+the user groups named in `BOT_APPROVERS` / `BOT_REQUESTERS`, read through an injected
+lookup (`usergroups.users.list`, Tier 2) and cached, so a burst of presses costs Slack
+one call per group every few minutes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from bot.clock import Clock
+
+# Irreversible, or done with pool-admin rights the requester may not have.
+APPROVERS_ONLY = frozenset({"approve", "reject", "restart_toolstack", "fix_delete_snapshots"})
+REQUESTER_OR_APPROVER = frozenset(
+    {
+        "start",
+        "cancel",
+        "recheck",
+        "fix_switch_offline",
+        "fix_exclude_backup",
+        "fix_hard_shutdown",
+        "retry_offline",
+    }
+)
+GROUP_CACHE_SECONDS = 300.0
+
+_WHAT = {
+    "approve": "approve requests",
+    "reject": "reject requests",
+    "restart_toolstack": "restart a toolstack",
+    "fix_delete_snapshots": "delete snapshots",
+}
+
+
+def refusal(
+    action: str,
+    *,
+    user: str,
+    requester: str,
+    approver: bool,
+    allow_self_approval: bool,
+) -> str | None:
+    """Why `user` may not press `action` on a request filed by `requester` (None: allowed)."""
+    if action in APPROVERS_ONLY:
+        if not approver:
+            return f"Only approvers may {_WHAT[action]}."
+        if action == "approve" and user == requester and not allow_self_approval:
+            return "You filed this request; another approver must approve it."
+        return None
+    if action in REQUESTER_OR_APPROVER:
+        if user == requester or approver:
+            return None
+        return "Only the requester or an approver may do that."
+    return "Unknown action."
+
+
+@dataclass
+class Access:
+    """The configured ids (users `U…`/`W…`, groups `S…`) and the group lookup."""
+
+    approvers: list[str]
+    requesters: list[str]
+    allowed_channels: list[str]
+    allow_self_approval: bool
+    members: Callable[[str], Iterable[str]]  # group id -> user ids
+    clock: Clock
+    _cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_approver(self, user: str) -> bool:
+        return self._listed(user, self.approvers)
+
+    def may_request(self, user: str) -> bool:
+        return not self.requesters or self._listed(user, self.requesters)
+
+    def channel_allowed(self, channel: str) -> bool:
+        return not self.allowed_channels or channel in self.allowed_channels
+
+    def refusal(self, action: str, user: str, requester: str) -> str | None:
+        return refusal(
+            action,
+            user=user,
+            requester=requester,
+            approver=self.is_approver(user),
+            allow_self_approval=self.allow_self_approval,
+        )
+
+    def mention(self) -> str:
+        """Who the request message pings: the groups and users that approve."""
+        return " ".join(
+            f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in self.approvers
+        )
+
+    def _listed(self, user: str, ids: list[str]) -> bool:
+        if user in ids:
+            return True
+        return any(user in self._group(i) for i in ids if i.startswith("S"))
+
+    def _group(self, group: str) -> frozenset[str]:
+        now = self.clock.now()
+        with self._lock:
+            cached = self._cache.get(group)
+            if cached and now - cached[0] < GROUP_CACHE_SECONDS:
+                return cached[1]
+        users = frozenset(self.members(group))
+        with self._lock:
+            self._cache[group] = (now, users)
+        return users
