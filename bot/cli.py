@@ -174,11 +174,33 @@ def _demo(args: argparse.Namespace) -> int:
     return status
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Serve Slack until SIGTERM or Ctrl-C; running migrations survive a restart."""
+    import logging
+
+    from bot.serve import start
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.bot_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    service = start(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    service.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate-bot", description="Move Xen VMs from Slack, with a checklist and approval."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve Slack (BOT_MODE=socket or http)")
+    run.set_defaults(handler=_serve)
     sim = sub.add_parser("simulator", help="serve a simulated XAPI pool on 127.0.0.1")
     sim.add_argument("--scenario", default="demo", help="'demo', 'large', or a YAML/JSON file")
     sim.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")

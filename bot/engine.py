@@ -256,6 +256,11 @@ class Engine:
         self.store.audit(req.id, actor, "retry_offline", {"new_request": new.id})
         return new
 
+    def withdraw(self, request_id: int, reason: str) -> None:
+        """A request nobody could see (its message was not posted) ends, audited."""
+        req = self._get(request_id)
+        self._move(req, State.CANCELLED, "bot", "withdrawn", reason, outcome=reason)
+
     def _running_task(self, request_id: int) -> str | None:
         steps = [s for s in self.store.steps(request_id) if s.state in ("issuing", "running")]
         return steps[-1].task_ref if steps else None

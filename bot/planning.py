@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot.command import MigrateCommand
-from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind
+from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.plan import PlanError, format_duration, format_size, make_plan
 from bot.preflight import blocking, checklist
 from bot.resolve import ResolveError, disk_label, resolve, resolve_disk
@@ -161,6 +161,19 @@ class Planner:
                 mode or intent["mode"],
                 shutdown or intent["shutdown"],
             )
+
+        return self.call(gather)
+
+    def inventory(self) -> facts.Inventory:
+        """VMs, hosts and SRs by name, for the modal's searchable selects."""
+        return self.call(facts.inventory)
+
+    def vm_and_pool(self, vm_uuid: str) -> tuple[VMFacts, PoolFacts]:
+        """One VM's facts (its disks, for the modal) and the pool's."""
+
+        def gather(x: Any) -> tuple[VMFacts, PoolFacts]:
+            ref = facts.lookup_uuid(x, "VM", vm_uuid)
+            return facts.vm_facts(x, facts.vm_ref(x, ref)), facts.read_pool(x)
 
         return self.call(gather)
 

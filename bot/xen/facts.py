@@ -125,8 +125,7 @@ def _lookup(x: Any, text: str) -> list[str]:
 
 
 def vm_ref(x: Any, ref: str) -> VMRef:
-    record = x.VM.get_record(ref)
-    return VMRef(ref, record["uuid"], record["name_label"], record["resident_on"], record)
+    return vm_ref_of(ref, x.VM.get_record(ref))
 
 
 def _where(candidate: VMRef, pool: PoolFacts) -> str:
@@ -223,3 +222,41 @@ def _cpu(x: Any, ref: str) -> float | None:
         return float(x.VM.query_data_source(ref, "cpu_usage"))
     except XenAPI.Failure:
         return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a searchable list in the modal: what it shows, and its UUID."""
+
+    text: str
+    uuid: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    vms: tuple[Choice, ...]
+    hosts: tuple[Choice, ...]
+    srs: tuple[Choice, ...]
+
+
+def inventory(x: Any) -> Inventory:
+    """Every VM, host and SR by name, for the modal's searches (read all VMs: cache it)."""
+    pool = read_pool(x)
+    vms = [
+        Choice(f"{r['name_label']} ({_where(vm_ref_of(ref, r), pool)})", r["uuid"])
+        for ref, r in x.VM.get_all_records().items()
+        if _is_vm(r)
+    ]
+    return Inventory(
+        vms=tuple(sorted(vms, key=lambda c: c.text.lower())),
+        hosts=tuple(Choice(h.name, h.uuid) for h in sorted(pool.hosts.values(), key=_name)),
+        srs=tuple(Choice(s.name, s.uuid) for s in sorted(pool.srs.values(), key=_name)),
+    )
+
+
+def vm_ref_of(ref: str, record: dict[str, Any]) -> VMRef:
+    return VMRef(ref, record["uuid"], record["name_label"], record["resident_on"], record)
+
+
+def _name(obj: Any) -> str:
+    return obj.name.lower()

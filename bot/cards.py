@@ -1,0 +1,54 @@
+"""A stored request as its Slack messages show it: `Request` -> `blocks.Card` (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from bot.blocks import Card, date_token, escape, mention
+from bot.states import State
+from bot.store import Request
+from bot.xapi_errors import explain
+
+_SLACK_ID = re.compile(r"\b[UW][A-Z0-9]{2,}\b")
+
+
+def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
+    return Card(
+        id=req.id,
+        revision=req.revision,
+        state=str(req.state),
+        requester=req.requester,
+        summary=req.plan.get("summary", {}),
+        shutdown=req.shutdown,
+        require_approval=require_approval,
+        approvers=approvers,
+        status=status(req),
+        run_at=req.run_at,
+        stuck_host=req.plan.get("stuck_host_name"),
+        retry_offline=retry_offline(req),
+        parent_id=req.parent_id,
+    )
+
+
+def status(req: Request) -> str:
+    """The mrkdwn status line beside the state: who approved, when it runs, how it ended."""
+    parts = []
+    if req.approved_by and req.approved_at:
+        parts.append(f"approved by {mention(req.approved_by)} {date_token(req.approved_at)}")
+    if req.state == State.RUNNING and req.started_at:
+        parts.append(f"running since {date_token(req.started_at)}")
+    if req.outcome and req.state != State.RUNNING:
+        parts.append(with_mentions(req.outcome))
+    return " · ".join(parts)
+
+
+def retry_offline(req: Request) -> bool:
+    """A failed live run whose error suggests the offline way."""
+    if req.state != State.FAILED or req.mode != "live" or not req.error:
+        return False
+    return explain(req.error.get("description"), live=True).retry_offline
+
+
+def with_mentions(text: str) -> str:
+    """Escape engine text (it carries VM names) and turn Slack user ids in it into mentions."""
+    return _SLACK_ID.sub(lambda m: mention(m.group(0)), escape(text))

@@ -1,0 +1,167 @@
+"""The engine's events, as Slack messages: the request message kept current, the thread.
+
+Subscribed to the engine; it only queues work on the outbox (never blocks a migration).
+The request message is posted synchronously by the desk (its failure is the requester's
+answer); everything after goes through the outbox: a line per state change, one message
+per step edited in place with a progress bar, the outcome broadcast to the channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot import events as ev
+from bot.cards import card, with_mentions
+from bot.clock import Clock
+from bot.outbox import OUTCOME, PROGRESS, STEP, Outbox
+from bot.states import State
+from bot.store import Request, Store
+
+log = logging.getLogger(__name__)
+
+# Their own events carry the message (outcome, stuck notice): no extra state line.
+_SILENT_STATES = {State.SUCCEEDED, State.FAILED, State.STUCK}
+
+
+@dataclass
+class _Step:
+    text: str
+    started: float
+    ts: str | None = None
+    fraction: float | None = None
+
+
+@dataclass
+class Notifier:
+    client: WebClient
+    store: Store
+    outbox: Outbox
+    clock: Clock
+    approvers: str  # mrkdwn mention of the approvers
+    require_approval: bool
+    _steps: dict[int, _Step] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- what the desk calls -------------------------------------------------------------
+    def card(self, req: Request) -> blocks.Card:
+        return card(req, approvers=self.approvers, require_approval=self.require_approval)
+
+    def post_request(self, req: Request) -> Request:
+        """Post the request message now (a retry's goes into its parent's thread)."""
+        message = blocks.request_message(self.card(req))
+        answer = self.client.chat_postMessage(
+            channel=req.channel or "", thread_ts=req.thread_ts, **message
+        )
+        ts = answer["ts"]
+        return self.store.update(req.id, message_ts=ts, thread_ts=req.thread_ts or ts)
+
+    def refresh(self, request_id: int) -> None:
+        """Edit the request message to its current state (coalesced)."""
+        self.outbox.put(STEP, lambda: self._update_request(request_id), key=f"req:{request_id}")
+
+    def reply(self, request_id: int, message: dict[str, Any], priority: int = STEP) -> None:
+        """A line in the request's thread."""
+        self.outbox.put(priority, lambda: self._post(request_id, message))
+
+    # -- engine events ---------------------------------------------------------------------
+    def __call__(self, event: ev.Event) -> None:
+        rid, now = event.request_id, self.clock.now()
+        match event:
+            case ev.StateChanged(state=state, text=text):
+                if state not in _SILENT_STATES:
+                    self.reply(rid, blocks.thread_line(with_mentions(text), now))
+                self.refresh(rid)
+            case ev.Revised(text=text):
+                self.reply(rid, blocks.thread_line(with_mentions(text), now, "🔁"))
+                self.refresh(rid)
+            case ev.StepStarted(text=text):
+                with self._lock:
+                    self._steps[rid] = _Step(text, now)
+                self._step_message(rid, "running", None, None, STEP)
+            case ev.StepProgress(fraction=fraction, eta_seconds=eta):
+                with self._lock:
+                    step = self._steps.setdefault(rid, _Step(event.step, now))
+                    step.fraction = fraction
+                self._step_message(rid, "running", fraction, eta, PROGRESS)
+            case ev.StepDone(seconds=seconds):
+                self._step_message(rid, "done", 1.0, None, STEP, seconds)
+            case ev.StepStalled(step=step_name, seconds=seconds):
+                req = self.store.get(rid)
+                if req is not None:
+                    self.reply(rid, blocks.stalled_message(self.card(req), step_name, seconds))
+            case ev.Succeeded(text=text):
+                self._outcome(rid, True, text)
+            case ev.Failed(text=text, next_step=next_step, vm_down=vm_down):
+                self._step_message(rid, "failed", None, None, OUTCOME)
+                self._outcome(rid, False, text, next_step, vm_down)
+            case ev.Stuck(text=text, other_tasks=others):
+                req = self.store.get(rid)
+                if req is not None:
+                    message = blocks.stuck_message(self.card(req), text, list(others))
+                    self.reply(rid, message, OUTCOME)
+                self.refresh(rid)
+            case ev.Cleared(text=text):
+                self.reply(rid, blocks.thread_line(with_mentions(text), now, "✅"), OUTCOME)
+                self.refresh(rid)
+
+    def _outcome(
+        self, rid: int, success: bool, text: str, next_step: str = "", vm_down: bool = False
+    ) -> None:
+        req = self.store.get(rid)
+        if req is None:
+            return
+        message = blocks.outcome_message(self.card(req), success, text, next_step, vm_down)
+        self.outbox.put(OUTCOME, lambda: self._post(rid, message, broadcast=True))
+        self.refresh(rid)
+
+    def _step_message(
+        self,
+        rid: int,
+        state: str,
+        fraction: float | None,
+        eta: float | None,
+        priority: int,
+        seconds: float | None = None,
+    ) -> None:
+        with self._lock:
+            step = self._steps.get(rid)
+        if step is None:
+            return
+        message = blocks.step_message(step.text, fraction, eta, state, seconds, step.started)
+        key = f"step:{rid}:{id(step)}"  # each step its own message, coalesced on its own
+        self.outbox.put(priority, lambda: self._edit_step(rid, step, message), key=key)
+
+    # -- sending (outbox worker) ----------------------------------------------------------
+    def _update_request(self, request_id: int) -> None:
+        req = self.store.get(request_id)
+        if req is None or not req.message_ts:
+            return
+        message = blocks.request_message(self.card(req))
+        self.client.chat_update(channel=req.channel or "", ts=req.message_ts, **message)
+
+    def _post(self, request_id: int, message: dict[str, Any], broadcast: bool = False) -> str:
+        req = self.store.get(request_id)
+        if req is None or not req.thread_ts:
+            log.warning("#%s has no thread; a message was dropped", request_id)
+            return ""
+        answer = self.client.chat_postMessage(
+            channel=req.channel or "",
+            thread_ts=req.thread_ts,
+            reply_broadcast=broadcast,
+            **message,
+        )
+        return str(answer["ts"])
+
+    def _edit_step(self, rid: int, step: _Step, message: dict[str, Any]) -> None:
+        if step.ts is None:
+            step.ts = self._post(rid, message) or None
+            return
+        req = self.store.get(rid)
+        if req is not None:
+            self.client.chat_update(channel=req.channel or "", ts=step.ts, **message)

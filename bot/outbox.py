@@ -1,0 +1,149 @@
+"""One queue for every Slack Web API call the bot makes on its own (not replies to a press).
+
+Slack's budget is per workspace and per channel, so one worker sends in priority order:
+outcomes first, then step changes and request messages, then progress edits. A job with a
+`key` is coalesced: queuing it again replaces what it will send but keeps its place, and
+keyed jobs are spaced `min_interval` apart, so a migration reporting progress every
+second costs one edit every few seconds. slack_sdk's retry handlers answer 429 and 5xx;
+a job that still fails is retried with back-off until it gets through or `attempts` run
+out (a Slack outage must not cost the final state).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+OUTCOME, STEP, PROGRESS = 0, 1, 2
+PERMANENT = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "message_not_found",
+    "invalid_blocks",
+    "msg_too_long",
+    "invalid_auth",
+    "account_inactive",
+}
+
+
+@dataclass
+class _Job:
+    priority: int
+    seq: int
+    send: Callable[[], None]
+    key: str | None = None
+    not_before: float = 0.0
+    tries: int = 0
+
+
+@dataclass
+class Outbox:
+    min_interval: float = 3.0  # between two sends of one keyed job (a progress message)
+    retry_seconds: float = 2.0
+    attempts: int = 30
+    monotonic: Callable[[], float] = time.monotonic
+    _jobs: list[_Job] = field(default_factory=list)
+    _keyed: dict[str, _Job] = field(default_factory=dict)
+    _last_sent: dict[str, float] = field(default_factory=dict)
+    _seq: itertools.count = field(default_factory=itertools.count)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _busy: bool = False
+    _stopping: bool = False
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Outbox:
+        self._thread = threading.Thread(target=self._work, name="slack-outbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def put(self, priority: int, send: Callable[[], None], key: str | None = None) -> None:
+        with self._cond:
+            job = self._keyed.get(key) if key else None
+            if job is not None:
+                job.send, job.priority = send, min(job.priority, priority)
+            else:
+                job = _Job(priority, next(self._seq), send, key)
+                if key:
+                    self._keyed[key] = job
+                    job.not_before = self._last_sent.get(key, -1e9) + self.min_interval
+                self._jobs.append(job)
+            if priority < PROGRESS:
+                job.not_before = min(job.not_before, self.monotonic())  # a final edit waits not
+            self._cond.notify()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued has been sent (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout  # real time: how long the caller waits
+        with self._cond:
+            while self._jobs or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send what is queued (up to `timeout`), then end the worker."""
+        self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _next(self) -> _Job | None:
+        with self._cond:
+            while not self._stopping:
+                now = self.monotonic()
+                ready = [j for j in self._jobs if j.not_before <= now]
+                if ready:
+                    job = min(ready, key=lambda j: (j.priority, j.seq))
+                    self._jobs.remove(job)
+                    if job.key:
+                        self._keyed.pop(job.key, None)
+                        self._last_sent[job.key] = now
+                    self._busy = True
+                    return job
+                wait = min((j.not_before - now for j in self._jobs), default=1.0)
+                self._cond.wait(max(0.01, min(wait, 1.0)))
+        return None
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                job.send()
+            except SlackApiError as error:
+                reason = error.response.get("error", "")
+                if reason in PERMANENT:
+                    log.error("Slack refused a message for good: %s", reason)
+                else:
+                    self._retry(job, error)
+            except Exception as error:  # connection errors after slack_sdk's own retries
+                self._retry(job, error)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _retry(self, job: _Job, error: Exception) -> None:
+        job.tries += 1
+        if job.tries >= self.attempts:
+            log.error("gave up on a Slack message after %s tries: %s", job.tries, error)
+            return
+        log.warning("Slack call failed (%s); retrying", error)
+        with self._cond:
+            job.not_before = self.monotonic() + self.retry_seconds * min(job.tries, 15)
+            if job.key and job.key in self._keyed:
+                return  # a newer version is queued: it will carry the latest state
+            if job.key:
+                self._keyed[job.key] = job
+            self._jobs.append(job)

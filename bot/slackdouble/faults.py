@@ -1,0 +1,38 @@
+"""Faults a test asks for: the next calls of a method fail with an HTTP error or get no answer.
+
+`fail_next` answers like Slack under load: 429 with `Retry-After` and `ratelimited`,
+500 `internal_error`, 503 `service_unavailable`. `drop_next` closes the connection without
+a response: urllib raises `http.client.RemoteDisconnected` (not wrapped in `URLError`),
+which slack_sdk's default `ConnectionErrorRetryHandler` retries once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int  # 0: drop the connection
+    retry_after: int = 0
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._queued: defaultdict[str, deque[Fault]] = defaultdict(deque)
+
+    def fail_next(self, method: str, status: int, retry_after: int, times: int) -> None:
+        if status not in ERRORS:
+            raise ValueError(f"status must be one of {sorted(ERRORS)}, not {status}")
+        self._queued[method].extend([Fault(status, retry_after)] * times)
+
+    def drop_next(self, method: str, times: int) -> None:
+        self._queued[method].extend([Fault(0)] * times)
+
+    def take(self, method: str) -> Fault | None:
+        """The fault this call of `method` meets, if any; each one is used once."""
+        queued = self._queued.get(method)
+        return queued.popleft() if queued else None

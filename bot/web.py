@@ -1,0 +1,77 @@
+"""HTTP: Slack's events endpoint and the probes, as one WSGI app behind waitress.
+
+`POST /slack/events` goes to bolt (which verifies Slack's signature); `GET /healthz` is
+liveness; `GET /readyz` says whether the database and the scheduler work (XAPI's state is
+reported in the body but does not fail it, so a probe never cuts Slack off).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+from bot.core import Core
+
+WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def readiness(core: Core) -> tuple[bool, dict[str, Any]]:
+    body = {
+        "database": core.store.ping(),
+        "scheduler": core.jobs.scheduler.running,
+        "xapi_events": core.watcher.connected,
+    }
+    return bool(body["database"] and body["scheduler"]), body
+
+
+def wsgi_app(core: Core, app: App | None) -> WSGI:
+    slack = SlackRequestHandler(app) if app is not None else None
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if path == "/slack/events" and slack is not None and method == "POST":
+            return slack(environ, start_response)
+        if path == "/healthz" and method == "GET":
+            return _json(start_response, 200, {"ok": True})
+        if path == "/readyz" and method == "GET":
+            ready, body = readiness(core)
+            return _json(start_response, 200 if ready else 503, body)
+        return _json(start_response, 404, {"error": "not found"})
+
+    return serve
+
+
+def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class WebServer:
+    """waitress in a thread; port 0 picks a free one (`port` tells which)."""
+
+    def __init__(self, app: WSGI, host: str, port: int, threads: int = 8) -> None:
+        self._server = create_server(
+            app, host=host, port=port, threads=threads, ident="migrate-bot"
+        )
+        self.port: int = self._server.effective_port  # type: ignore[union-attr]
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+
+    def start(self) -> WebServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(5)

@@ -1,0 +1,30 @@
+"""Button presses on request messages and their threads: ack, then the desk decides.
+
+The button's value carries only the request id and the message's revision; who pressed
+is read from Slack's signed payload, never from the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import blocks
+from bot.desk import Desk
+from handlers.replies import ephemeral
+
+
+def register(app: App, desk: Desk) -> None:
+    def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        desk.later(
+            desk.press,
+            action["action_id"],
+            str(action.get("value", "")),
+            body["user"]["id"],
+            reply=ephemeral(respond),
+        )
+
+    for action_id in sorted(blocks.ACTIONS):
+        app.action(action_id)(press)

@@ -1,0 +1,61 @@
+"""`/migrate …`: ack within Slack's deadline with a first answer, then delegate to the desk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.command import (
+    USAGE,
+    Cancel,
+    Help,
+    ListRequests,
+    MigrateCommand,
+    OpenModal,
+    Status,
+    UsageError,
+    parse,
+)
+from bot.desk import INVITE, Desk
+from handlers.replies import ephemeral
+
+
+def register(app: App, desk: Desk) -> None:
+    @app.command("/migrate")
+    def migrate(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        user, channel = command["user_id"], command["channel_id"]
+        reply = ephemeral(respond)
+
+        def say(message: dict[str, Any]) -> None:
+            ack(response_type="ephemeral", **message)
+
+        match parse(command.get("text") or ""):
+            case UsageError(message=message):
+                say(blocks.usage_message(message))
+            case Help():
+                say(blocks.usage_message(USAGE))
+            case OpenModal():
+                ack()
+                client.views_open(
+                    trigger_id=command["trigger_id"], view=blocks.migrate_modal(channel)
+                )
+            case ListRequests():
+                ack()
+                desk.later(desk.list, reply=reply)
+            case Status(target=target):
+                ack()
+                desk.later(desk.status, target, reply=reply)
+            case Cancel(request_id=request_id):
+                ack()
+                desk.later(desk.cancel, request_id, user, reply=reply)
+            case MigrateCommand() as migration:
+                if channel.startswith("D"):
+                    say(blocks.notice(INVITE, "⚠️"))
+                elif not desk.access.channel_allowed(channel):
+                    say(blocks.notice("/migrate is not enabled in this channel.", "⛔"))
+                else:
+                    say(blocks.notice(f"Checking {migration.vm} …", "⏳"))
+                    desk.later(desk.file, migration, user, channel, reply=reply)

@@ -1,0 +1,61 @@
+"""The "Migrate VM" modal: searchable selects, the VM's disks, and its submission.
+
+Submitting files the same request as the command; its answers go to the person as an
+ephemeral message in the channel where `/migrate` was typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.command import UsageError
+from bot.desk import Desk, Reply
+from bot.modal_form import channel_of, command_from
+
+
+def register(app: App, desk: Desk) -> None:
+    for kind in ("vm", "host", "sr"):
+        app.options(kind)(searcher(desk, kind))
+
+    @app.action("vm")
+    def vm_chosen(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        view = body["view"]
+        chosen = (action.get("selected_option") or {}).get("value", "")
+        reply = in_channel(client, channel_of(view), body["user"]["id"])
+        desk.later(desk.vm_chosen, view, chosen, reply=reply)
+
+    @app.view(blocks.MODAL_ID)
+    def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        command = command_from(view.get("state", {}).get("values", {}))
+        if isinstance(command, UsageError):
+            ack(response_action="errors", errors={"vm": command.message.splitlines()[0]})
+            return
+        ack()
+        user, channel = body["user"]["id"], channel_of(view)
+        desk.later(desk.file, command, user, channel, reply=in_channel(client, channel, user))
+
+
+def searcher(desk: Desk, kind: str) -> Callable[..., None]:
+    """The options listener of one select (bolt passes arguments by name: no extras)."""
+
+    def suggest(ack: Ack, payload: dict[str, Any]) -> None:
+        ack(**blocks.options(desk.suggest(kind, str(payload.get("value", "")))))
+
+    return suggest
+
+
+def in_channel(client: WebClient, channel: str, user: str) -> Reply:
+    """No response_url in a modal: answer with an ephemeral message in its channel."""
+
+    def reply(message: dict[str, Any]) -> None:
+        client.chat_postEphemeral(channel=channel, user=user, **message)
+
+    return reply

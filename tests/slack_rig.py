@@ -1,0 +1,191 @@
+"""The whole bot in HTTP mode: the simulated pool, the Slack double, signed requests.
+
+Slash commands and presses go through bolt's real request path (signed HTTP to waitress);
+the bot's WebClient talks to the Slack double; the engine talks XAPI to the simulator.
+Tests read what Slack saw (messages, edits, ephemerals) and where the VMs are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.core import Core
+from bot.outbox import Outbox
+from bot.serve import Service, start
+from bot.settings import Settings
+from bot.slackdouble import (
+    SlackDouble,
+    block_actions,
+    form_body,
+    payload_body,
+    post,
+    signed_headers,
+    slash_command,
+)
+from bot.states import State
+from bot.store import Request
+from tests.pool import Pool, Ticker
+
+T = TypeVar("T")
+SECRET = "signing-secret"
+CHANNEL = "C1"
+USERS = {"U1": "alice", "ULEAD": "bob", "ULEAD2": "dana", "U3": "carol"}
+GROUPS = {"S1": ["ULEAD2"]}
+
+
+@dataclass
+class Bot:
+    pool: Pool
+    slack: SlackDouble
+    service: Service
+    _keys: Iterator[int]
+
+    @property
+    def core(self) -> Core:
+        return self.service.core
+
+    # -- what a person does in Slack ---------------------------------------------------------
+    def command(self, text: str, user: str = "U1", channel: str = CHANNEL) -> dict[str, Any]:
+        """Type `/migrate text`; the ack's body (the first, ephemeral answer)."""
+        key = f"cmd-{next(self._keys)}"
+        fields = slash_command(
+            text,
+            user_id=user,
+            channel_id=channel,
+            response_url=self.slack.response_url(key),
+            trigger_id=self.slack.trigger_id(),
+        )
+        status, body = self.send(form_body(fields))
+        assert status == 200, (status, body)
+        return json.loads(body) if body else {}
+
+    def press(self, action: str, request_id: int, user: str, value: str | None = None) -> str:
+        """Press the button shown on the request message or in its thread; the response key."""
+        return self.press_on(self.message_with(action, request_id), action, user, value)
+
+    def press_on(
+        self, message: dict[str, Any], action: str, user: str, value: str | None = None
+    ) -> str:
+        """Press a button on a message as it was shown (maybe an outdated copy)."""
+        key = f"press-{next(self._keys)}"
+        payload = block_actions(
+            user_id=user,
+            channel_id=CHANNEL,
+            message_ts=message["ts"],
+            action_id=action,
+            response_url=self.slack.response_url(key),
+            message=message,
+            value=value,
+        )
+        status, body = self.send(payload_body(payload))
+        assert status == 200, (status, body)
+        return key
+
+    def send(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        status, _, answer = post(
+            f"{self.service.web.url}/slack/events", body, headers or signed_headers(SECRET, body)
+        )
+        return status, answer
+
+    # -- what Slack saw ----------------------------------------------------------------------
+    def request(self, request_id: int) -> Request:
+        req = self.core.store.get(request_id)
+        assert req is not None
+        return req
+
+    def request_message(self, request_id: int) -> dict[str, Any]:
+        req = self.request(request_id)
+        assert req.message_ts, "the request message was not posted"
+        found = self.slack.message(CHANNEL, req.message_ts)
+        return {"type": "message", "ts": found.ts, "text": found.text, "blocks": found.blocks}
+
+    def thread(self, request_id: int) -> list[Any]:
+        req = self.request(request_id)
+        assert req.thread_ts
+        return self.slack.replies(CHANNEL, req.thread_ts)
+
+    def message_with(self, action: str, request_id: int) -> dict[str, Any]:
+        """The newest message of the request (its own or a thread reply) with that button."""
+        candidates = [self.request_message(request_id)] + [
+            {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
+            for m in reversed(self.thread(request_id))
+        ]
+        for message in candidates:
+            if action in buttons(message["blocks"]):
+                return message
+        raise AssertionError(f"no {action!r} button on #{request_id}'s messages")
+
+    def answers(self, key: str) -> list[str]:
+        """The texts sent to a response_url (ephemeral answers to one command or press)."""
+        return [r.body.get("text", "") for r in self.slack.responses if r.key == key]
+
+    def latest_request(self) -> Request:
+        return max(self.core.store.open_requests() + self.core.store.recent_finished(), key=_id)
+
+    def until(self, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+        return until(probe, timeout)
+
+    def state(self, request_id: int, *states: State) -> Request:
+        return self.until(lambda: (r := self.request(request_id)).state in states and r)
+
+    def text_of(self, request_id: int) -> str:
+        return json.dumps(self.request_message(request_id)["blocks"], ensure_ascii=False)
+
+
+def until(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Wait (real time, polling) until `probe` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {probe}")
+
+
+def _id(req: Request) -> int:
+    return req.id
+
+
+def buttons(blocks: list[dict[str, Any]]) -> list[str]:
+    return [
+        element["action_id"]
+        for block in blocks
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    ]
+
+
+def settings_for(pool: Pool, slack: SlackDouble, db: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "xen_url": pool.server.url,
+        "xen_username": "root",
+        "xen_password": "secret",
+        "slack_bot_token": slack.token,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": slack.api_url,
+        "bot_mode": "http",
+        "bot_http_port": 0,
+        "bot_database_url": f"sqlite:///{db}",
+        "bot_approvers": ["ULEAD", "S1"],
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def running_bot(pool: Pool, tmp_path: Path, **overrides: Any) -> Iterator[Bot]:
+    """The bot serving HTTP on 127.0.0.1:0, the pool's clock ticking as real time would."""
+    with SlackDouble(users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}) as slack:
+        settings = settings_for(pool, slack, tmp_path / "bot.db", **overrides)
+        with Ticker(pool.clock, step=0.5):
+            service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))
+            try:
+                yield Bot(pool, slack, service, itertools.count(1))
+            finally:
+                service.stop()

@@ -1,0 +1,83 @@
+"""The Slack queue: outcomes first, progress coalesced and spaced, failures retried."""
+
+from __future__ import annotations
+
+import threading
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
+
+from bot.outbox import OUTCOME, PROGRESS, STEP, Outbox
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_priorities_and_coalescing() -> None:
+    """Queued together, the outcome goes first and five progress edits become one."""
+    sent: list[str] = []
+    gate = threading.Event()
+    outbox = Outbox(min_interval=3.0, monotonic=FakeTime())
+    outbox.put(STEP, gate.wait)  # holds the worker while the rest is queued
+    outbox.start()
+    for percent in range(5):
+        outbox.put(PROGRESS, lambda p=percent: sent.append(f"progress {p}"), key="step:1")
+    outbox.put(STEP, lambda: sent.append("step"))
+    outbox.put(OUTCOME, lambda: sent.append("outcome"))
+    gate.set()
+    assert outbox.flush(5)
+    assert sent == ["outcome", "step", "progress 4"]
+    outbox.stop()
+
+
+def test_keyed_edits_are_spaced_but_a_final_edit_is_not() -> None:
+    """A second progress edit waits min_interval; the step's final edit goes at once."""
+    clock, sent = FakeTime(), []
+    outbox = Outbox(min_interval=3.0, monotonic=clock).start()
+    outbox.put(PROGRESS, lambda: sent.append("10%"), key="step:1")
+    assert outbox.flush(5) and sent == ["10%"]
+    outbox.put(PROGRESS, lambda: sent.append("20%"), key="step:1")
+    assert not outbox.flush(0.3) and sent == ["10%"]  # spaced: not yet
+    outbox.put(STEP, lambda: sent.append("done"), key="step:1")  # replaces it, goes now
+    assert outbox.flush(5) and sent == ["10%", "done"]
+    outbox.stop()
+
+
+def test_a_failing_call_is_retried_and_a_permanent_refusal_is_not() -> None:
+    """Connection trouble is retried with back-off; Slack's "channel_not_found" is final."""
+    clock, tries = FakeTime(), {"flaky": 0, "refused": 0}
+
+    def flaky() -> None:
+        tries["flaky"] += 1
+        if tries["flaky"] < 3:
+            raise ConnectionError("reset")
+
+    def refused() -> None:
+        tries["refused"] += 1
+        response = SlackResponse(
+            client=None,
+            http_verb="POST",
+            api_url="",
+            req_args={},
+            status_code=200,
+            headers={},
+            data={"ok": False, "error": "channel_not_found"},
+        )
+        raise SlackApiError("refused", response)
+
+    outbox = Outbox(retry_seconds=1.0, monotonic=clock).start()
+    outbox.put(OUTCOME, flaky)
+    outbox.put(OUTCOME, refused)
+    for _ in range(200):
+        clock.now += 1.0
+        if tries["flaky"] == 3:
+            break
+        threading.Event().wait(0.01)
+    assert outbox.flush(5)
+    assert tries == {"flaky": 3, "refused": 1}
+    outbox.stop()
