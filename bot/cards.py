@@ -9,7 +9,9 @@ from bot.states import State
 from bot.store import Request
 from bot.xapi_errors import explain
 
-_SLACK_ID = re.compile(r"\b[UW][A-Z0-9]{2,}\b")
+# Engine texts name people as "approved by U123" or start with them ("U123 deleted ..."):
+# only those places become mentions, never a VM name that happens to look like an id.
+_ACTOR = re.compile(r"(^|\bby )([UW][A-Z0-9]{1,30})\b")
 
 
 def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
@@ -50,5 +52,5 @@ def retry_offline(req: Request) -> bool:
 
 
 def with_mentions(text: str) -> str:
-    """Escape engine text (it carries VM names) and turn Slack user ids in it into mentions."""
-    return _SLACK_ID.sub(lambda m: mention(m.group(0)), escape(text))
+    """Escape engine text (it carries VM names) and turn the people it names into mentions."""
+    return _ACTOR.sub(lambda m: m.group(1) + mention(m.group(2)), escape(text))

@@ -29,7 +29,7 @@ def xen_config(settings: Settings) -> XenConfig:
     )
 
 
-def planner(settings: Settings, xapi: Xapi) -> Planner:
+def planner(settings: Settings, xapi: Xapi, store: Store | None = None) -> Planner:
     return Planner(
         xapi,
         PlannerConfig(
@@ -37,6 +37,7 @@ def planner(settings: Settings, xapi: Xapi) -> Planner:
             cpu_threshold=settings.bot_live_cpu_threshold,
             throughput_mbps=settings.bot_default_throughput_mbps,
         ),
+        store.measured_throughput if store else lambda: None,
     )
 
 
@@ -70,7 +71,7 @@ def build_core(settings: Settings, clock: Clock | None = None) -> Core:
     watcher = TaskWatcher(xapi)
     engine = Engine(
         store,
-        planner(settings, xapi),
+        planner(settings, xapi, store),
         watcher,
         clock,
         EngineConfig(

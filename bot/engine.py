@@ -339,7 +339,18 @@ class Engine:
             shut_down = not live and was_running and failure.step != "shutdown"
             self._after_failure(req, failure, live, restart=shut_down)
             return
+        self._measure(req)
         self._succeed(req, goal, started, down_since)
+
+    def _measure(self, req: Request) -> None:
+        """Remember the copy rate, so the next estimates use what this pool really does."""
+        copied = req.plan["intent"].get("copy_bytes", 0)
+        steps = [s for s in self.store.steps(req.id) if s.name == "migrate" and s.state == "done"]
+        if not copied or not steps or steps[-1].ended_at is None:
+            return
+        seconds = steps[-1].ended_at - steps[-1].started_at
+        if seconds >= 1:
+            self.store.audit(req.id, "bot", "throughput", {"mbps": copied / 1e6 / seconds})
 
     def _has_step(self, req: Request, name: str) -> bool:
         return any(s.name == name for s in self.store.steps(req.id))

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from bot.command import MigrateCommand
 from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
-from bot.plan import PlanError, format_duration, format_size, make_plan
+from bot.plan import PlanError, copy_bytes, format_duration, format_size, make_plan
 from bot.preflight import blocking, checklist
 from bot.resolve import ResolveError, disk_label, resolve, resolve_disk
 from bot.xapi_errors import explain, names_for
@@ -71,6 +71,7 @@ class Preview:
             "mode": plan.mode,
             "shutdown": plan.shutdown,
             "was_running": plan.vm.power_state == "Running",
+            "copy_bytes": copy_bytes(plan),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -109,9 +110,16 @@ class Preview:
 
 
 class Planner:
-    def __init__(self, xapi: Xapi, config: PlannerConfig) -> None:
+    def __init__(
+        self, xapi: Xapi, config: PlannerConfig, measured: Callable[[], float | None] = lambda: None
+    ) -> None:
+        """`measured` gives the copy rate (MB/s) seen on earlier migrations, if any."""
         self.xapi = xapi
         self.config = config
+        self.measured = measured
+
+    def throughput(self) -> float:
+        return self.measured() or self.config.throughput_mbps
 
     def preview(self, command: MigrateCommand) -> Preview:
         """Resolve the command's names, plan, and run the checklist."""
@@ -189,7 +197,7 @@ class Planner:
         shutdown: ShutdownKind,
     ) -> Preview:
         pool = facts.with_free_memory(x, pool, host)
-        plan = make_plan(vm, pool, host, sr, disk_srs, mode, shutdown, self.config.throughput_mbps)
+        plan = make_plan(vm, pool, host, sr, disk_srs, mode, shutdown, self.throughput())
         verdict = ops.assert_can_migrate(x, plan)
         checks = checklist(
             plan,

@@ -17,6 +17,7 @@ Three guarantees the engine builds on:
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -419,6 +420,18 @@ class Store:
             return [AuditEvent(**row._mapping) for row in conn.execute(query)]
 
     # Steps
+
+    def measured_throughput(self, recent: int = 10) -> float | None:
+        """The median copy rate (MB/s) of the last `recent` storage migrations, if any."""
+        query = (
+            sa.select(AUDIT.c.details)
+            .where(AUDIT.c.action == "throughput")
+            .order_by(AUDIT.c.id.desc())
+            .limit(recent)
+        )
+        with self._read() as conn:
+            rates = [row.details["mbps"] for row in conn.execute(query)]
+        return statistics.median(rates) if rates else None
 
     def begin_step(self, request_id: int, name: str, attempt: int = 1) -> Step | None:
         """Record a step as "issuing" before its XAPI call. None: this attempt of the step

@@ -65,7 +65,7 @@ def build(pool: Pool, db_path: Path, **config: float) -> Rig:
     xapi = Xapi(XenConfig(pool.server.url, "root", "secret", timeout=10))
     store = Store(f"sqlite:///{db_path}", pool.clock)
     watcher = TaskWatcher(xapi, poll_seconds=5.0, retry_seconds=0.05).start()
-    planner = Planner(xapi, PlannerConfig(throughput_mbps=200))
+    planner = Planner(xapi, PlannerConfig(throughput_mbps=200), store.measured_throughput)
     engine = Engine(store, planner, watcher, pool.clock, EngineConfig(**config))  # type: ignore[arg-type]
     rig = Rig(pool, db_path, xapi, store, watcher, engine)
     engine.subscribe(rig.events.append)

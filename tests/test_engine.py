@@ -273,3 +273,16 @@ def test_bot_restart_after_task_vanished_judges_placement(pool: Pool, tmp_path: 
         assert pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
     finally:
         second.close()
+
+
+def test_estimates_learn_the_measured_copy_rate(rig: Rig) -> None:
+    """After a storage migration the next estimate uses the rate that copy achieved."""
+    rig.pool.sim.timing.storage_bytes_per_s = 50e6  # slower than the 200 MB/s assumed
+    before = rig.engine.preview(rig.command("mail01 to host1 sr=nfs2 mode=offline")).plan
+    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    assert rig.run(req.id).state == State.SUCCEEDED
+    rate = rig.store.measured_throughput()
+    assert rate is not None and 40 < rate < 60, rate
+    after = rig.engine.preview(rig.command("mail01 to host1 sr=nfs2 mode=offline")).plan
+    assert after.throughput_mbps == rate
+    assert after.estimate_seconds > 3 * before.estimate_seconds
