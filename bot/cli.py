@@ -133,45 +133,19 @@ class TerminalProgress:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The engine's journey on the built-in simulator (no Slack yet, no Xen needed)."""
-    import tempfile
+    """The journey through the real HTTP path, on the simulator and the Slack double."""
+    from pathlib import Path
 
-    from bot.command import MigrateCommand, parse
-    from bot.core import build_core
-    from bot.planning import UserError
-    from bot.settings import Settings
-    from bot.simulator import SimulatorServer, simulator
+    from bot import demo
 
-    sim = simulator("demo")
-    sim.timing.storage_bytes_per_s = 1e11  # a demo, not a benchmark
-    with SimulatorServer(sim) as server, tempfile.TemporaryDirectory() as folder:
-        settings = Settings(
-            xen_url=server.url,
-            xen_username="root",
-            xen_password="secret",
-            bot_database_url=f"sqlite:///{folder}/demo.db",
-        )
-        print(f"simulated pool at {server.url} (hosts host1, host2, host3)\n")
-        print("$ migrate-bot check 'vm0l to host3'")
-        core = build_core(settings)
-        try:
-            try:
-                core.engine.preview(MigrateCommand(vm="vm0l", host="host3"))
-                print("expected an unknown-name error")
-                return 1
-            except UserError as error:
-                print(f"  {error}\n")
-            text = args.command
-            print(f"$ migrate-bot check --run '{text}'")
-            command = parse(text)
-            if not isinstance(command, MigrateCommand):
-                print(getattr(command, "message", "not a migration"))
-                return 1
-            status = _run(core, command)
-        finally:
-            core.stop()
-    print("\ndemo " + ("passed" if status == 0 else "FAILED"))
-    return status
+    keep = (lambda stage: demo.keep_running(stage, sys.stdin)) if args.keep else None
+    return demo.run(
+        sys.stdout,
+        tuple(args.scene or demo.SCENES),
+        speed=6.0 if args.slow else 60.0,
+        html=Path(args.html) if args.html else None,
+        keep=keep,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -220,12 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="then run the migration here, with progress (exit 0 on success)",
     )
     check.set_defaults(handler=_check)
-    demo = sub.add_parser("demo", help="the journey on the built-in simulator")
-    demo.add_argument(
-        "--command",
-        default="vm01 to host3 sr=nfs1 mode=offline",
-        help="the migration to run (default: the README's example)",
+    demo = sub.add_parser(
+        "demo",
+        help="the Slack journey on the built-in simulator and a local Slack double",
+        description="Exit 0 when every scene went as scripted (a smoke test).",
     )
+    demo.add_argument(
+        "--scene",
+        action="append",
+        choices=["typo", "offline", "stuck", "retry"],
+        help="play only this scene (repeatable); default: all, in order",
+    )
+    demo.add_argument("--slow", action="store_true", help="the pool's clock 6x, not 60x, real time")
+    demo.add_argument(
+        "--keep", action="store_true", help="then keep running: type your own commands"
+    )
+    demo.add_argument("--html", metavar="FILE", help="also write #ops as a Slack-like page")
     demo.set_defaults(handler=_demo)
     return parser
 

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.access import Access
+from bot.cards import with_mentions
 from bot.clock import Clock
 from bot.command import MigrateCommand, UsageError, parse_request_id
 from bot.engine import Engine
@@ -149,6 +150,8 @@ class Desk:
             self.notifier.post_request(new)
         elif action == "restart_toolstack":
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
+            asked = with_mentions(f"{user} asked for a toolstack restart")
+            self.notifier.reply(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
             answer = self.engine.restart_toolstack(req.id, user)
             line = blocks.thread_line(blocks.escape(answer), self.clock.now())
             self.notifier.reply(req.id, line, OUTCOME)

@@ -547,7 +547,8 @@ class Engine:
         req = self._get(request_id)
         if req.state not in (State.SUCCEEDED, State.STUCK):
             return req
-        leftover = self.planner.call(lambda x: _leftover(x, req.vm_uuid, req.dest_host_uuid))
+        own = {s.task_ref for s in self.store.steps(req.id) if s.task_ref}
+        leftover = self.planner.call(lambda x: _leftover(x, req.vm_uuid, req.dest_host_uuid, own))
         if leftover is None:
             if req.state == State.STUCK:
                 self._move(req, State.SUCCEEDED, "bot", "cleared", "the leftover operation is gone")
@@ -595,11 +596,14 @@ class Engine:
             ev.StepStarted(
                 req.id,
                 "restart_toolstack",
-                f"restarting the toolstack on {name} (asked by {actor})",
+                f"restarting the toolstack on {name}",
             )
         )
+        began = self.clock.now()
         self.planner.call(lambda x: ops.restart_agent(x, host))
         self._wait_agent(host, before)
+        took = self.clock.now() - began
+        self._emit(ev.StepDone(req.id, "restart_toolstack", took, "the toolstack is back"))
         req = self.check_stuck(req.id)
         if req.state == State.STUCK:
             return (
@@ -685,8 +689,13 @@ def facts_ref(x: Any, vm_uuid: str) -> str:
     return x.VM.get_by_uuid(vm_uuid)
 
 
-def _leftover(x: Any, vm_uuid: str, host_uuid: str) -> tuple[str, str, list[str]] | None:
+def _leftover(
+    x: Any, vm_uuid: str, host_uuid: str, own_tasks: set[str]
+) -> tuple[str, str, list[str]] | None:
     """A migrate operation on the VM (or vm_migrate on its destination) whose task ended.
+
+    A host's entry counts only when it is one of this request's tasks: the destination
+    may carry another VM's leftover, which is that request's business.
 
     The host to restart is the pool master (the bot's tasks live there), unless the task
     still exists and is resident on a member.
@@ -695,7 +704,9 @@ def _leftover(x: Any, vm_uuid: str, host_uuid: str) -> tuple[str, str, list[str]
     entries = [(t, op) for t, op in x.VM.get_current_operations(vm).items() if op in MIGRATE_OPS]
     dest = x.host.get_by_uuid(host_uuid)
     entries += [
-        (t, op) for t, op in x.host.get_current_operations(dest).items() if op == "vm_migrate"
+        (t, op)
+        for t, op in x.host.get_current_operations(dest).items()
+        if op == "vm_migrate" and t in own_tasks
     ]
     master = x.pool.get_master(x.pool.get_all()[0])
     for task, _ in entries:

@@ -7,7 +7,6 @@ Tests read what Slack saw (messages, edits, ephemerals) and where the VMs are.
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,15 +18,9 @@ from bot.core import Core
 from bot.outbox import Outbox
 from bot.serve import Service, start
 from bot.settings import Settings
-from bot.slackdouble import (
-    SlackDouble,
-    block_actions,
-    form_body,
-    payload_body,
-    post,
-    signed_headers,
-    slash_command,
-)
+from bot.slackdouble import SlackDouble
+from bot.slackdouble.driver import Driver
+from bot.slackdouble.driver import buttons as shown_buttons
 from bot.states import State
 from bot.store import Request
 from tests.pool import Pool, Ticker
@@ -44,7 +37,7 @@ class Bot:
     pool: Pool
     slack: SlackDouble
     service: Service
-    _keys: Iterator[int]
+    driver: Driver
 
     @property
     def core(self) -> Core:
@@ -53,17 +46,7 @@ class Bot:
     # -- what a person does in Slack ---------------------------------------------------------
     def command(self, text: str, user: str = "U1", channel: str = CHANNEL) -> dict[str, Any]:
         """Type `/migrate text`; the ack's body (the first, ephemeral answer)."""
-        key = f"cmd-{next(self._keys)}"
-        fields = slash_command(
-            text,
-            user_id=user,
-            channel_id=channel,
-            response_url=self.slack.response_url(key),
-            trigger_id=self.slack.trigger_id(),
-        )
-        status, body = self.send(form_body(fields))
-        assert status == 200, (status, body)
-        return json.loads(body) if body else {}
+        return self.driver.command(text, user, channel).ack
 
     def press(self, action: str, request_id: int, user: str, value: str | None = None) -> str:
         """Press the button shown on the request message or in its thread; the response key."""
@@ -73,25 +56,10 @@ class Bot:
         self, message: dict[str, Any], action: str, user: str, value: str | None = None
     ) -> str:
         """Press a button on a message as it was shown (maybe an outdated copy)."""
-        key = f"press-{next(self._keys)}"
-        payload = block_actions(
-            user_id=user,
-            channel_id=CHANNEL,
-            message_ts=message["ts"],
-            action_id=action,
-            response_url=self.slack.response_url(key),
-            message=message,
-            value=value,
-        )
-        status, body = self.send(payload_body(payload))
-        assert status == 200, (status, body)
-        return key
+        return self.driver.press(message, action, user, value)
 
     def send(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        status, _, answer = post(
-            f"{self.service.web.url}/slack/events", body, headers or signed_headers(SECRET, body)
-        )
-        return status, answer
+        return self.driver.send(body, headers)
 
     # -- what Slack saw ----------------------------------------------------------------------
     def request(self, request_id: int) -> Request:
@@ -122,8 +90,7 @@ class Bot:
         raise AssertionError(f"no {action!r} button on #{request_id}'s messages")
 
     def answers(self, key: str) -> list[str]:
-        """The texts sent to a response_url (ephemeral answers to one command or press)."""
-        return [r.body.get("text", "") for r in self.slack.responses if r.key == key]
+        return self.driver.answers(key)
 
     def latest_request(self) -> Request:
         return max(self.core.store.open_requests() + self.core.store.recent_finished(), key=_id)
@@ -154,12 +121,7 @@ def _id(req: Request) -> int:
 
 
 def buttons(blocks: list[dict[str, Any]]) -> list[str]:
-    return [
-        element["action_id"]
-        for block in blocks
-        if block.get("type") == "actions"
-        for element in block["elements"]
-    ]
+    return shown_buttons({"blocks": blocks})
 
 
 def settings_for(pool: Pool, slack: SlackDouble, db: Path, **overrides: Any) -> Settings:
@@ -186,6 +148,7 @@ def running_bot(pool: Pool, tmp_path: Path, **overrides: Any) -> Iterator[Bot]:
         with Ticker(pool.clock, step=0.5):
             service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))
             try:
-                yield Bot(pool, slack, service, itertools.count(1))
+                events = f"{service.web.url}/slack/events"
+                yield Bot(pool, slack, service, Driver(slack, events, SECRET, CHANNEL))
             finally:
                 service.stop()

@@ -25,7 +25,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 # Interactive payloads whose ack may carry an answer (response_action, options).
 _ANSWERED = ("view_submission", "block_suggestion")
 # Frequent pings wake the builtin client's blocking recv (3 s timeout), which its close()
-# and reconnect wait for; Slack pings too, only less often.
+# and reconnect wait for (real Slack pings far less often).
 PING_INTERVAL_S = 0.1
 
 

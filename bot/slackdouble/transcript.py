@@ -50,11 +50,12 @@ def render(messages: Iterable[Message], names: Names) -> str:
 
 def mrkdwn(text: str, names: Names) -> str:
     """Text as Slack displays it: mentions, dates and links resolved, escapes undone."""
-    resolved = _ANGLED.sub(lambda match: _resolve(match.group(1), names), text)
+    resolved = _ANGLED.sub(lambda match: resolve(match.group(1), names), text)
     return resolved.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _resolve(inner: str, names: Names) -> str:
+def resolve(inner: str, names: Names) -> str:
+    """What Slack shows for one `<…>` token, given what is inside the angle brackets."""
     target, _, label = inner.partition("|")
     sigil, ident = target[:1], target[1:]
     if sigil == "@":

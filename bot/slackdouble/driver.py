@@ -1,0 +1,101 @@
+"""The people in the workspace: they type `/migrate` and press buttons, as Slack relays them.
+
+Everything goes to the app's events URL as Slack sends it: form-encoded, signed with the
+signing secret, with a `response_url` on the double, so answers land where tests and the
+demo can read them. A press is made on a message as it was shown (its blocks), so a
+press on an outdated copy is exactly what a person with a stale screen would send.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.slackdouble.payloads import (
+    block_actions,
+    form_body,
+    payload_body,
+    post,
+    signed_headers,
+    slash_command,
+)
+from bot.slackdouble.state import Message
+from bot.slackdouble.webapi import SlackDouble
+
+
+@dataclass(frozen=True)
+class Typed:
+    ack: dict[str, Any]  # what Slack shows at once (empty: nothing)
+    key: str  # the response_url's key: later answers arrive there
+
+
+@dataclass
+class Driver:
+    slack: SlackDouble
+    events_url: str  # the app's POST /slack/events
+    secret: str  # the app's signing secret
+    channel: str
+    _keys: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def command(self, text: str, user: str, channel: str | None = None) -> Typed:
+        """Type `/migrate text`: the ack's body (the immediate answer) and the response key."""
+        key = f"cmd-{next(self._keys)}"
+        fields = slash_command(
+            text,
+            user_id=user,
+            channel_id=channel or self.channel,
+            response_url=self.slack.response_url(key),
+            trigger_id=self.slack.trigger_id(),
+        )
+        status, body = self.send(form_body(fields))
+        if status != 200:
+            raise RuntimeError(f"the app answered HTTP {status}: {body[:200]!r}")
+        return Typed(json.loads(body) if body else {}, key)
+
+    def press(
+        self, message: Message | dict[str, Any], action: str, user: str, value: str | None = None
+    ) -> str:
+        """Press a button of `message` as shown; the key of its response_url."""
+        shown = as_shown(message)
+        key = f"press-{next(self._keys)}"
+        payload = block_actions(
+            user_id=user,
+            channel_id=self.channel,
+            message_ts=shown["ts"],
+            action_id=action,
+            response_url=self.slack.response_url(key),
+            message=shown,
+            value=value,
+        )
+        status, body = self.send(payload_body(payload))
+        if status != 200:
+            raise RuntimeError(f"the app answered HTTP {status}: {body[:200]!r}")
+        return key
+
+    def send(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        status, _, answer = post(
+            self.events_url, body, headers or signed_headers(self.secret, body)
+        )
+        return status, answer
+
+    def answers(self, key: str) -> list[str]:
+        """Texts sent to one response_url: the ephemeral answers to one command or press."""
+        return [r.body.get("text", "") for r in self.slack.responses if r.key == key]
+
+
+def as_shown(message: Message | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(message, Message):
+        return {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks}
+    return message
+
+
+def buttons(message: Message | dict[str, Any]) -> list[str]:
+    """The action ids of the buttons a message shows, in order."""
+    return [
+        element["action_id"]
+        for block in as_shown(message).get("blocks", [])
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    ]
