@@ -150,15 +150,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Serve Slack until SIGTERM or Ctrl-C; running migrations survive a restart."""
-    import logging
-
+    from bot import logs
     from bot.serve import start
     from bot.settings import load_settings
 
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.bot_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.bot_log_format, settings.bot_log_level, settings.secret_values())
     service = start(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

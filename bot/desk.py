@@ -24,6 +24,7 @@ from bot.cards import with_mentions
 from bot.clock import Clock
 from bot.command import MigrateCommand, UsageError, parse_request_id
 from bot.engine import Engine
+from bot.logs import about
 from bot.modal_form import channel_of
 from bot.notify import Notifier
 from bot.outbox import OUTCOME
@@ -127,6 +128,10 @@ class Desk:
             reply(blocks.notice("This button is not one of ours.", "⛔"))
             return
         request_id, revision = parsed
+        with about(request_id):
+            self._press(action, request_id, revision, user, reply)
+
+    def _press(self, action: str, request_id: int, revision: int, user: str, reply: Reply) -> None:
         req = self._get(request_id)
         refused = self.access.refusal(action, user, req.requester)
         if refused is None and action == "start" and self.require_approval:

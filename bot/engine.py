@@ -18,6 +18,7 @@ from typing import Any
 from bot import events as ev
 from bot.clock import Clock
 from bot.command import MigrateCommand, render
+from bot.logs import about
 from bot.models import Fix
 from bot.plan import format_duration
 from bot.planning import Planner, Preview, UserError
@@ -274,7 +275,7 @@ class Engine:
     # -- running --------------------------------------------------------------------------
     def run(self, request_id: int) -> Request:
         """Take a concurrency slot, then run (or resume) the request to its end."""
-        with self._slots:
+        with about(request_id), self._slots:
             req = self._get(request_id)
             if req.state == State.QUEUED:
                 req = self._move(

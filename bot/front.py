@@ -13,13 +13,13 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
 
 from bot.access import Access
 from bot.core import Core
 from bot.desk import Desk
+from bot.metrics import CountingRateLimitHandler, CountingWebClient, SlackStats
 from bot.notify import Notifier
 from bot.outbox import Outbox
 from bot.settings import Settings, SettingsError
@@ -35,6 +35,7 @@ class Front:
     desk: Desk
     notifier: Notifier
     outbox: Outbox
+    stats: SlackStats
 
     def stop(self) -> None:
         """Finish what the desk is doing, then send what is queued for Slack."""
@@ -42,17 +43,18 @@ class Front:
         self.outbox.stop()
 
 
-def web_client(settings: Settings) -> WebClient:
+def web_client(settings: Settings, stats: SlackStats) -> WebClient:
     """slack_sdk retries only connection errors by default: add 429 and 5xx."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    return WebClient(
+    return CountingWebClient(
         token=token,
         base_url=settings.slack_api_url,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=3),
-            RateLimitErrorRetryHandler(max_retry_count=5),
+            CountingRateLimitHandler(stats, max_retry_count=5),
             ServerErrorRetryHandler(max_retry_count=3),
         ],
+        stats=stats,
     )
 
 
@@ -60,7 +62,8 @@ def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) ->
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     if settings.bot_require_approval and not settings.bot_approvers:
         raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
-    client = web_client(settings)
+    stats = SlackStats()
+    client = web_client(settings, stats)
     clock = core.engine.clock
     access = Access(
         approvers=settings.bot_approvers,
@@ -93,4 +96,4 @@ def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) ->
     commands.register(app, desk)
     actions.register(app, desk)
     modal.register(app, desk)
-    return Front(app, client, desk, notifier, outbox)
+    return Front(app, client, desk, notifier, outbox, stats)

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot import logs
 from bot.clock import Clock
 from bot.core import Core, build_core
 from bot.front import Front, build_front
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.settings import Settings
-from bot.web import WebServer, wsgi_app
+from bot.web import WebServer, metrics_app, wsgi_app
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,14 @@ class Service:
     front: Front
     web: WebServer
     socket: SocketModeHandler | None
+    metrics: Metrics
+    metrics_web: WebServer | None = None
 
     def stop(self) -> None:
         if self.socket is not None:
             self.socket.close()
+        if self.metrics_web is not None:
+            self.metrics_web.stop()
         self.web.stop()
         self.front.stop()
         self.core.stop()
@@ -50,13 +56,23 @@ def start(
         settings.require("SLACK_APP_TOKEN")
     core = build_core(settings, clock)
     front = build_front(settings, core, outbox)
+    metrics = Metrics(core.store, core.xapi.stats, front.stats)
+    core.engine.subscribe(metrics.on_event)
+    core.engine.subscribe(logs.event_line)
     core.start()
+    apart = settings.bot_metrics_port is not None
+    slack_app = None if socket_mode else front.app
     web = WebServer(
-        wsgi_app(core, None if socket_mode else front.app), host, settings.bot_http_port
+        wsgi_app(core, slack_app, None if apart else metrics), host, settings.bot_http_port
     ).start()
+    metrics_web = (
+        WebServer(metrics_app(metrics), host, settings.bot_metrics_port or 0).start()
+        if apart
+        else None
+    )
     socket = None
     if socket_mode and settings.slack_app_token:
         socket = SocketModeHandler(front.app, settings.slack_app_token.get_secret_value())
         socket.connect()
     log.info("serving Slack (%s mode); probes on %s", settings.bot_mode, web.url)
-    return Service(core, front, web, socket)
+    return Service(core, front, web, socket, metrics, metrics_web)

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
             if isinstance(value, str | list) and not value:
                 raise SettingsError(f"{name.upper()} is not set")
 
+    def secret_values(self) -> list[str]:
+        """Every secret's value, so logging can redact them wherever they turn up."""
+        fields = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        return [f.get_secret_value() for f in (*fields, self.xen_password) if f]
+
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.bot_timezone)

@@ -289,6 +289,11 @@ class Store:
         order = (REQUESTS.c.updated_at.desc(), REQUESTS.c.id.desc())
         return self._requests(_select_in(FINISHED).order_by(*order).limit(limit))
 
+    def count_by_state(self) -> dict[str, int]:
+        query = sa.select(REQUESTS.c.state, sa.func.count()).group_by(REQUESTS.c.state)
+        with self._read() as conn:
+            return {str(state): int(n) for state, n in conn.execute(query)}
+
     def in_states(self, *states: State) -> list[Request]:
         return self._requests(_select_in(states).order_by(REQUESTS.c.id))
 

@@ -17,6 +17,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.core import Core
+from bot.metrics import CONTENT_TYPE, Metrics
 
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -30,13 +31,16 @@ def readiness(core: Core) -> tuple[bool, dict[str, Any]]:
     return bool(body["database"] and body["scheduler"]), body
 
 
-def wsgi_app(core: Core, app: App | None) -> WSGI:
+def wsgi_app(core: Core, app: App | None, metrics: Metrics | None = None) -> WSGI:
+    """Slack's events (when `app`), the probes, and /metrics (when `metrics`)."""
     slack = SlackRequestHandler(app) if app is not None else None
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         if path == "/slack/events" and slack is not None and method == "POST":
             return slack(environ, start_response)
+        if path == "/metrics" and metrics is not None and method == "GET":
+            return _metrics(start_response, metrics)
         if path == "/healthz" and method == "GET":
             return _json(start_response, 200, {"ok": True})
         if path == "/readyz" and method == "GET":
@@ -45,6 +49,23 @@ def wsgi_app(core: Core, app: App | None) -> WSGI:
         return _json(start_response, 404, {"error": "not found"})
 
     return serve
+
+
+def metrics_app(metrics: Metrics) -> WSGI:
+    """/metrics alone, for `BOT_METRICS_PORT` (off the port Slack reaches)."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") == "/metrics":
+            return _metrics(start_response, metrics)
+        return _json(start_response, 404, {"error": "not found"})
+
+    return serve
+
+
+def _metrics(start_response: Callable[..., Any], metrics: Metrics) -> list[bytes]:
+    body = metrics.render()
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> list[bytes]:

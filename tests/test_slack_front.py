@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,30 @@ def test_slack_429_is_waited_out_and_the_message_arrives(bot: Bot) -> None:
     posts = bot.slack.calls_to("chat.postMessage")
     assert [c.status for c in posts[:2]] == [429, 200]
     assert bot.request(rid).message_ts
+
+
+def test_metrics_count_requests_migrations_xapi_and_slack(bot: Bot) -> None:
+    """/metrics in Prometheus' format reflects what happened: states, outcomes, calls."""
+    rid = filed(bot, "vm02 to host3")
+    bot.press("approve", rid, "ULEAD")
+    bot.state(rid, State.SUCCEEDED)
+    with urllib.request.urlopen(f"{bot.service.web.url}/metrics") as answer:
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        text = answer.read().decode()
+    assert 'migrate_bot_requests{state="succeeded"} 1.0' in text
+    assert 'migrate_bot_migrations_total{mode="live",outcome="succeeded"} 1.0' in text
+    assert 'migrate_bot_migration_seconds_count{mode="live"} 1.0' in text
+    calls = next(line for line in text.splitlines() if line.startswith("migrate_bot_xapi_calls"))
+    assert float(calls.split()[-1]) > 10
+    assert 'migrate_bot_slack_calls_total{method="chat.postMessage"}' in text
+
+
+def test_metrics_on_their_own_port(pool: Pool, tmp_path: Path) -> None:
+    """With BOT_METRICS_PORT, /metrics moves off the port Slack reaches."""
+    for bot in running_bot(pool, tmp_path, bot_metrics_port=0):
+        apart = bot.service.metrics_web
+        assert apart is not None
+        with urllib.request.urlopen(f"{apart.url}/metrics") as answer:
+            assert b"migrate_bot_requests" in answer.read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{bot.service.web.url}/metrics")

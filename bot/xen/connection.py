@@ -15,8 +15,9 @@ import socket
 import ssl
 import threading
 import xmlrpc.client
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,7 +41,18 @@ class XenConfig:
     timeout: float = 30.0
 
 
-def _transport(url: str, config: XenConfig, timeout: float) -> xmlrpc.client.Transport:
+@dataclass
+class XapiStats:
+    """What the pool master saw from us: every XML-RPC request, and the failures by code."""
+
+    calls: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    unavailable: int = 0
+
+
+def _transport(
+    url: str, config: XenConfig, timeout: float, stats: XapiStats | None = None
+) -> xmlrpc.client.Transport:
     """A transport with a socket timeout, verifying TLS unless told not to."""
 
     base = xmlrpc.client.SafeTransport if url.startswith("https") else xmlrpc.client.Transport
@@ -50,6 +62,11 @@ def _transport(url: str, config: XenConfig, timeout: float) -> xmlrpc.client.Tra
             connection = super().make_connection(host)
             connection.timeout = timeout
             return connection
+
+        def single_request(self, *args: Any, **kwargs: Any) -> Any:
+            if stats is not None:
+                stats.calls += 1
+            return super().single_request(*args, **kwargs)
 
     if not url.startswith("https"):
         return _Timed()
@@ -72,6 +89,7 @@ class Xapi:
 
     def __init__(self, config: XenConfig, max_sessions: int = 8) -> None:
         self.config = config
+        self.stats = XapiStats()
         self._url = config.url.rstrip("/")
         self._idle: queue.LifoQueue[XenAPI.Session] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(max_sessions)
@@ -93,6 +111,7 @@ class Xapi:
                 result = fn(session.xenapi)
             except XenAPI.Failure as failure:
                 self._checkin(session)
+                self.stats.failures[str((failure.details or ["?"])[0])] += 1
                 if failure.details and failure.details[0] == "HOST_IS_SLAVE":
                     self._follow(failure.details)
                     continue
@@ -104,6 +123,7 @@ class Xapi:
                 ) from None
             except NETWORK_ERRORS as error:
                 self._discard(session)
+                self.stats.unavailable += 1
                 raise _unavailable(error) from None
             self._checkin(session)
             return result
@@ -138,7 +158,8 @@ class Xapi:
             _logout(session)
 
     def _login(self, timeout: float) -> XenAPI.Session:
-        session = XenAPI.Session(self._url, transport=_transport(self._url, self.config, timeout))
+        transport = _transport(self._url, self.config, timeout, self.stats)
+        session = XenAPI.Session(self._url, transport=transport)
         try:
             session.xenapi.login_with_password(
                 self.config.username, self.config.password, "2.0", ORIGINATOR

@@ -1,0 +1,113 @@
+"""Log lines: request ids on every line about a request, JSON on demand, secrets never."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from bot import logs
+from bot.slackdouble import SlackDouble
+from bot.slackdouble.driver import Driver
+from tests.pool import Pool, Ticker
+from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
+
+TOKEN = "xoxb-very-secret-token"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("json", "INFO", [TOKEN, "hunter22"], stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_json_lines_carry_the_request_id(captured: io.StringIO) -> None:
+    """Inside `about(42)` every line names request 42, whichever logger wrote it."""
+    with logs.about(42):
+        logging.getLogger("bot.xen.watch").warning("event watcher reconnecting")
+    logging.getLogger("bot").info("not about a request")
+    first, second = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert first["request_id"] == 42 and first["level"] == "WARNING"
+    assert second["request_id"] is None
+
+
+def test_secrets_are_redacted_in_messages_and_tracebacks(captured: io.StringIO) -> None:
+    """A token in a message or a password in an exception comes out as ***."""
+    logging.getLogger("slack_sdk").info("calling with token %s", TOKEN)
+    try:
+        raise RuntimeError("login failed for root/hunter22")
+    except RuntimeError:
+        logging.getLogger("bot").exception("boom")
+    text = captured.getvalue()
+    assert TOKEN not in text and "hunter22" not in text
+    assert "token ***" in text and "root/***" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real `migrate-bot run` process: a request end to end, JSON logs, clean SIGTERM."""
+    port = _free_port()
+    with SlackDouble(
+        token=TOKEN, users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}
+    ) as slack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
+        env |= {
+            "XEN_URL": pool.server.url,
+            "XEN_USERNAME": "root",
+            "XEN_PASSWORD": "secret",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "BOT_MODE": "http",
+            "BOT_HTTP_PORT": str(port),
+            "BOT_DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
+            "BOT_APPROVERS": "ULEAD,S1",
+            "BOT_LOG_FORMAT": "json",
+        }
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            with Ticker(pool.clock, step=0.5):
+                people = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
+                until(lambda: _serving(port))
+                people.command("vm02 to host3", "U1")
+                posted = until(lambda: slack.messages(CHANNEL))
+                people.press(posted[0], "approve", "ULEAD")
+                until(lambda: any(m.reply_broadcast for m in slack.replies(CHANNEL, posted[0].ts)))
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            _, err = bot.communicate(timeout=60)
+    assert bot.returncode == 0, err[-2000:]
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines and len(lines) == len(err.splitlines()), err[-2000:]
+    about_one = [line for line in lines if line["request_id"] == 1]
+    assert any("succeeded" in line["message"] for line in about_one)
+    assert TOKEN not in err and SECRET not in err and 'secret"' not in err
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
