@@ -165,6 +165,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from bot.checkconfig import check_config
+    from bot.settings import load_settings
+
+    return check_config(load_settings(), sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate-bot", description="Move Xen VMs from Slack, with a checklist and approval."
@@ -172,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve Slack (BOT_MODE=socket or http)")
     run.set_defaults(handler=_serve)
+    config = sub.add_parser(
+        "check-config",
+        help="validate settings, reach XAPI and Slack (exit 0 when ready)",
+    )
+    config.set_defaults(handler=_check_config)
     sim = sub.add_parser("simulator", help="serve a simulated XAPI pool on 127.0.0.1")
     sim.add_argument("--scenario", default="demo", help="'demo', 'large', or a YAML/JSON file")
     sim.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")

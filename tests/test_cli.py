@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from bot.slackdouble import SlackDouble
 from tests.pool import Pool
 
 
@@ -53,3 +54,39 @@ def test_missing_setting_is_one_line_naming_it() -> None:
     assert result.returncode == 2
     assert "XEN_URL" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_passes_against_a_working_pool_and_slack(pool: Pool) -> None:
+    """Every check passes: settings, XAPI login and version, Slack bot and app tokens, groups."""
+    with SlackDouble(usergroups={"S1": ["ULEAD2"]}, channels={"C1": "ops"}) as slack:
+        env = {
+            **_xen(pool),
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_APP_TOKEN": slack.app_token,
+            "SLACK_API_URL": slack.api_url,
+            "BOT_APPROVERS": "ULEAD,S1",
+        }
+        result = _cli("check-config", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "✓ XAPI: pool" in result.stdout and "API 2.21" in result.stdout
+    assert "✓ Slack: bot @" in result.stdout and result.stdout.strip().endswith("ready")
+
+
+def test_check_config_says_what_is_wrong(pool: Pool) -> None:
+    """A wrong XAPI password and a revoked Slack token are each named, exit 1."""
+    with SlackDouble(channels={"C1": "ops"}) as slack:
+        env = {
+            **_xen(pool),
+            "XEN_PASSWORD": "wrong",
+            "SLACK_BOT_TOKEN": "xoxb-revoked",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_API_URL": slack.api_url,
+            "BOT_MODE": "http",
+            "BOT_APPROVERS": "ULEAD",
+        }
+        result = _cli("check-config", env=env)
+    assert result.returncode == 1
+    assert "✗ XAPI: the pool refused XEN_USERNAME / XEN_PASSWORD" in result.stdout
+    assert "✗ Slack (SLACK_BOT_TOKEN): invalid_auth" in result.stdout
+    assert "wrong" not in result.stdout.replace("wrong kind", "")
