@@ -90,6 +90,9 @@ def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) ->
     secret = settings.slack_signing_secret
     app = App(
         client=client,
+        # No auth.test at start-up: the probes must answer while Slack is unreachable;
+        # `migrate-bot check-config` is where tokens are verified.
+        token_verification_enabled=False,
         signing_secret=secret.get_secret_value() if secret else "",
         logger=logging.getLogger("slack_bolt"),
     )

@@ -198,11 +198,9 @@ def test_every_yaml_file_under_deploy_parses() -> None:
 
 
 def test_slack_manifest_asks_for_exactly_the_least_scopes() -> None:
-    """The app asks for commands, chat:write, chat:write.public and usergroups:read only."""
+    """The app asks for commands, chat:write and usergroups:read only (no chat:write.public)."""
     scopes = load(DEPLOY / "slack-app-manifest.yml")["oauth_config"]["scopes"]
-    assert sorted(scopes["bot"]) == sorted(
-        ["commands", "chat:write", "chat:write.public", "usergroups:read"]
-    )
+    assert sorted(scopes["bot"]) == sorted(["commands", "chat:write", "usergroups:read"])
     assert len(scopes["bot"]) == len(set(scopes["bot"]))
     assert "user" not in scopes
 
