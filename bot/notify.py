@@ -20,7 +20,7 @@ from bot import events as ev
 from bot.cards import card, with_mentions
 from bot.clock import Clock
 from bot.outbox import OUTCOME, PROGRESS, STEP, Outbox
-from bot.states import State
+from bot.states import FINISHED, State
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,10 @@ class Notifier:
         rid, now = event.request_id, self.clock.now()
         match event:
             case ev.StateChanged(state=state, text=text):
-                if state not in _SILENT_STATES:
+                if state in FINISHED and state not in _SILENT_STATES:
+                    line = blocks.thread_line(with_mentions(text), now)
+                    self._announce(rid, line, state)
+                elif state not in _SILENT_STATES:
                     self.reply(rid, blocks.thread_line(with_mentions(text), now))
                 self.refresh(rid)
             case ev.Revised(text=text):
@@ -104,10 +107,11 @@ class Notifier:
                 req = self.store.get(rid)
                 if req is not None:
                     message = blocks.stuck_message(self.card(req), text, list(others))
-                    self.reply(rid, message, OUTCOME)
+                    self._announce(rid, message, State.STUCK)
                 self.refresh(rid)
             case ev.Cleared(text=text):
-                self.reply(rid, blocks.thread_line(with_mentions(text), now, "✅"), OUTCOME)
+                line = blocks.thread_line(with_mentions(text), now, "✅")
+                self._announce(rid, line, State.SUCCEEDED)
                 self.refresh(rid)
 
     def _outcome(
@@ -117,8 +121,30 @@ class Notifier:
         if req is None:
             return
         message = blocks.outcome_message(self.card(req), success, text, next_step, vm_down)
-        self.outbox.put(OUTCOME, lambda: self._post(rid, message, broadcast=True))
+        self._announce(rid, message, req.state, broadcast=True)
         self.refresh(rid)
+
+    def _announce(
+        self, rid: int, message: dict[str, Any], state: str, broadcast: bool = False
+    ) -> None:
+        """Post news of an end; once Slack has it, the store remembers it was told."""
+
+        def send() -> None:
+            if self._post(rid, message, broadcast=broadcast):
+                self.store.update(rid, announced=str(state))
+
+        self.outbox.put(OUTCOME, send)
+
+    def catch_up(self) -> None:
+        """At start-up: post what a crash or a Slack outage kept from the threads."""
+        for req in self.store.unannounced():
+            if req.message_ts is None:
+                self.outbox.put(STEP, lambda req=req: self.post_request(req))
+                continue
+            news = req.outcome or f"#{req.id} is {req.state}"
+            line = blocks.thread_line(with_mentions(news), self.clock.now(), "📣")
+            self._announce(req.id, line, req.state, broadcast=req.state in FINISHED)
+            self.refresh(req.id)
 
     def _step_message(
         self,

@@ -59,6 +59,7 @@ def start(
     metrics = Metrics(core.store, core.xapi.stats, front.stats)
     core.engine.subscribe(metrics.on_event)
     core.engine.subscribe(logs.event_line)
+    front.notifier.catch_up()
     core.start()
     apart = settings.bot_metrics_port is not None
     slack_app = None if socket_mode else front.app

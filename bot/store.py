@@ -70,10 +70,12 @@ REQUESTS = sa.Table(
     sa.Column("tags_added", sa.JSON, nullable=False),
     sa.Column("started_at", sa.Double),
     sa.Column("finished_at", sa.Double),
+    sa.Column("announced", sa.String(16)),  # the last state the thread was told about
     sa.Index("requests_state", "state"),
     sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
 )
 _ACTIVE_VALUES = sorted(state.value for state in ACTIVE)
+_FINISHED_VALUES = sorted(state.value for state in FINISHED)
 sa.Index(
     "requests_one_active_per_vm",
     REQUESTS.c.vm_uuid,
@@ -151,6 +153,7 @@ class Request:
     tags_added: tuple[str, ...]  # VM tags the bot added and removes after success
     started_at: float | None
     finished_at: float | None
+    announced: str | None = None  # the last state whose news reached Slack
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,19 @@ class Store:
         query = sa.select(REQUESTS.c.state, sa.func.count()).group_by(REQUESTS.c.state)
         with self._read() as conn:
             return {str(state): int(n) for state, n in conn.execute(query)}
+
+    def unannounced(self) -> list[Request]:
+        """Requests whose news did not reach Slack: an end (or stuck) the thread was not
+        told, or a request whose message was never posted."""
+        told = sa.or_(REQUESTS.c.announced.is_(None), REQUESTS.c.announced != REQUESTS.c.state)
+        ended = sa.and_(REQUESTS.c.state.in_([*_FINISHED_VALUES, State.STUCK.value]), told)
+        unposted = sa.and_(
+            REQUESTS.c.state == State.PENDING.value,
+            REQUESTS.c.message_ts.is_(None),
+            REQUESTS.c.channel.is_not(None),
+        )
+        query = sa.select(REQUESTS).where(sa.or_(ended, unposted)).order_by(REQUESTS.c.id)
+        return self._requests(query)
 
     def in_states(self, *states: State) -> list[Request]:
         return self._requests(_select_in(states).order_by(REQUESTS.c.id))

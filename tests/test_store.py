@@ -476,7 +476,7 @@ def test_upgrade_is_idempotent(url: str, clock: ManualClock) -> None:
             versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     finally:
         engine.dispose()
-    assert [tuple(v) for v in versions] == [("0001",)]
+    assert [tuple(v) for v in versions] == [("0002",)]
 
 
 def test_migrations_match_the_tables(store: Store, url: str) -> None:
