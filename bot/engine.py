@@ -393,15 +393,18 @@ class Engine:
         if last and last.state == "done":
             return
         vm_ref = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
-        if last and last.state in ("issuing", "running") and last.task_ref:
-            step, task = last, last.task_ref
-        elif (
-            last
-            and last.state == "issuing"
-            and done(self.planner.call(lambda x: ops.vm_record(x, vm_ref)))
-        ):
-            self.store.end_step(last.id, "done")
-            return
+        adopted = None
+        if last and last.state == "issuing" and not last.task_ref:
+            # The bot died between its call and storing the task: the VM tells which.
+            record = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
+            if done(record):
+                self.store.end_step(last.id, "done")
+                return
+            adopted = next(iter(record["current_operations"]), None)  # never pile on
+            if adopted:
+                self.store.step_task(last.id, adopted)
+        if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
+            step, task = last, last.task_ref or adopted or ""
         else:
             attempt = (last.attempt + 1) if last else 1
             step = self.store.begin_step(req.id, name, attempt=attempt)

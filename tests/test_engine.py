@@ -286,3 +286,15 @@ def test_estimates_learn_the_measured_copy_rate(rig: Rig) -> None:
     after = rig.engine.preview(rig.command("mail01 to host1 sr=nfs2 mode=offline")).plan
     assert after.throughput_mbps == rate
     assert after.estimate_seconds > 3 * before.estimate_seconds
+
+
+def test_restart_between_the_call_and_its_task_adopts_the_running_task(rig: Rig) -> None:
+    """A bot killed after its XAPI call but before storing the task re-attaches, never re-issues."""
+    req = rig.approved("vm02 to host3")
+    rig.store.begin_step(req.id, "migrate")  # written before the call, as the engine does
+    vm, host = rig.pool.ref("VM", "vm02"), rig.pool.ref("host", "host3")
+    rig.pool.x.Async.VM.pool_migrate(vm, host, {})  # the call went out; then the crash
+    assert rig.run(req.id).state == State.SUCCEEDED
+    assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+    (step,) = rig.store.steps(req.id)
+    assert step.state == "done" and step.task_ref
