@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint format bench clean
+.PHONY: test demo lint format bench crash clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench -q -s -p no:randomly
+
+crash: $(STAMP)
+	$(BIN)/python -m tests.crash.trials 20
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,314 @@
+"""Kill -9 the bot at random points of live and offline migrations, restart it, judge.
+
+Each trial starts a simulated pool (its own process, real time, fast timings) and the bot
+(`migrate-bot run`, HTTP mode, its own process), files a request through signed Slack
+requests, approves it, kills the bot with SIGKILL after a random delay, starts it again on
+the same database, and checks what an operator would: the request reached its true end,
+the VM is where it was asked to be, the pool was asked each operation once, the audit log
+moves through legal states without a gap, and the thread tells the outcome.
+
+`python -m tests.crash.trials [N] [--seed S]` runs N trials (default 20) and prints the
+figures; `make crash` runs it; `tests/test_crash_smoke.py` keeps a short version in
+`make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import XenAPI
+
+from bot.simulator.scenario import read
+from bot.slackdouble import SlackDouble
+from bot.slackdouble.driver import Driver
+from bot.states import State, can
+
+T = TypeVar("T")
+SECRET, CHANNEL = "crash-secret", "C1"
+USERS = {"U1": "alice", "ULEAD": "bob"}
+FAST = {
+    "storage_mb_per_s": 4000,
+    "memory_mb_per_s": 4000,
+    "clean_shutdown_s": 1,
+    "start_s": 1,
+    "agent_down_s": 1,
+}
+# (command, the operations it must issue exactly once, where the VM must end)
+MOVES = {
+    "live": ("vm02 to host3", {"Async.VM.pool_migrate": 1}, ("vm02", "host3", None)),
+    "offline": (
+        "dns01 to host1 sr=nfs2 mode=offline",
+        {"Async.VM.clean_shutdown": 1, "Async.VM.migrate_send": 1, "Async.VM.start_on": 1},
+        ("dns01", "host1", "nfs2"),
+    ),
+}
+# An audit action that moves the request, and the state it moves to.
+MOVED_TO = {
+    "created": State.PENDING,
+    "approved": State.APPROVED,
+    "queued": State.QUEUED,
+    "started": State.RUNNING,
+    "succeeded": State.SUCCEEDED,
+    "failed": State.FAILED,
+    "cancelled": State.CANCELLED,
+    "stuck": State.STUCK,
+    "cleared": State.SUCCEEDED,
+}
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    mode: str
+    kill_after: float  # seconds after the approval press
+    killed_during: str  # what the bot was doing: a step, or "after the end"
+    state: str
+    problems: tuple[str, ...]
+
+
+def run_trials(count: int, seed: int, out: Callable[[str], None] = print) -> list[Trial]:
+    rng = random.Random(seed)
+    trials = []
+    for number in range(1, count + 1):
+        mode = "live" if number % 2 else "offline"
+        trial = one_trial(number, mode, rng.uniform(0.0, 5.0 if mode == "offline" else 3.0))
+        trials.append(trial)
+        verdict = "ok" if not trial.problems else "; ".join(trial.problems)
+        out(
+            f"trial {number:2d} {mode:7s} killed {trial.kill_after:4.2f} s after approval "
+            f"({trial.killed_during}) -> {trial.state}: {verdict}"
+        )
+    return trials
+
+
+def one_trial(number: int, mode: str, kill_after: float) -> Trial:
+    command, once, (vm, host, sr) = MOVES[mode]
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        pool(Path(folder)) as xen_url,
+        SlackDouble(usergroups={}, users=USERS, channels={CHANNEL: "ops"}) as slack,
+    ):
+        db = f"sqlite:///{folder}/bot.db"
+        env = _env(xen_url, slack, db)
+        with bot(env) as port:
+            people = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
+            people.command(command, "U1")
+            posted = until(lambda: slack.messages(CHANNEL), "the request message")
+            people.press(posted[0], "approve", "ULEAD")
+            time.sleep(kill_after)
+            during = _doing(db)
+        # the bot is dead (SIGKILL); a new one starts on the same database
+        with bot(env):
+            state = until(lambda: _final(db), "the request to end", timeout=90)
+            ended = until(lambda: _told(slack, posted[0].ts), "the outcome in the thread")
+        problems = _judge(xen_url, db, once, vm, host, sr, state, ended)
+    return Trial(number, mode, kill_after, during, state, tuple(problems))
+
+
+# -- processes -------------------------------------------------------------------------------
+@contextmanager
+def pool(folder: Path) -> Iterator[str]:
+    """The demo pool with fast timings, served by `migrate-bot simulator` in its own process."""
+    scenario = read("demo")
+    scenario["timing"] = {**scenario.get("timing", {}), **FAST}
+    path = folder / "pool.json"
+    path.write_text(json.dumps(scenario))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "simulator", "--scenario", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@contextmanager
+def bot(env: dict[str, str]) -> Iterator[int]:
+    """`migrate-bot run` until the block ends, then SIGKILL: no goodbye, like a crash."""
+    port = int(env["BOT_HTTP_PORT"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        until(lambda: _serving(port), "the bot to serve")
+        yield port
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+
+def _env(xen_url: str, slack: SlackDouble, db: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
+    return clean | {
+        "XEN_URL": xen_url,
+        "XEN_USERNAME": "root",
+        "XEN_PASSWORD": "secret",
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "BOT_MODE": "http",
+        "BOT_HTTP_PORT": str(_free_port()),
+        "BOT_DATABASE_URL": db,
+        "BOT_APPROVERS": "ULEAD",
+        "BOT_STUCK_GRACE_SECONDS": "3600",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def until(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+# -- what the store and the pool say ---------------------------------------------------------
+def _rows(db: str, query: str) -> list[Any]:
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return list(conn.exec_driver_sql(query))
+    finally:
+        engine.dispose()
+
+
+def _doing(db: str) -> str:
+    state = _rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
+    steps = _rows(db, "SELECT name, state FROM steps WHERE request_id = 1 ORDER BY id")
+    open_steps = [name for name, step_state in steps if step_state in ("issuing", "running")]
+    if open_steps:
+        return f"during {open_steps[-1]}"
+    return f"while {state}" if state not in ("succeeded", "failed") else "after the end"
+
+
+def _final(db: str) -> str | None:
+    state = _rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
+    return state if state in ("succeeded", "failed", "cancelled") else None
+
+
+def _told(slack: SlackDouble, thread_ts: str) -> bool:
+    return any(m.reply_broadcast for m in slack.replies(CHANNEL, thread_ts))
+
+
+def _judge(
+    xen_url: str,
+    db: str,
+    once: dict[str, int],
+    vm: str,
+    host: str,
+    sr: str | None,
+    state: str,
+    told: bool,
+) -> list[str]:
+    problems = []
+    if state != "succeeded":
+        outcome = _rows(db, "SELECT outcome FROM requests WHERE id = 1")[0][0]
+        problems.append(f"ended {state}: {outcome}")
+    with urllib.request.urlopen(f"{xen_url}/control/calls") as answer:
+        counts = json.loads(answer.read())["counts"]
+    for call, times in once.items():
+        if counts.get(call, 0) != times:
+            problems.append(f"{call} issued {counts.get(call, 0)} times, not {times}")
+    problems += _placement(xen_url, vm, host, sr)
+    problems += _audit_gaps(db)
+    if not told:
+        problems.append("the thread was not told the outcome")
+    return problems
+
+
+def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
+    session = XenAPI.Session(xen_url)
+    session.xenapi.login_with_password("root", "secret", "1.0", "crash-trials")
+    try:
+        x = session.xenapi
+        (ref,) = [r for r in x.VM.get_by_name_label(vm) if not x.VM.get_is_a_snapshot(r)]
+        record = x.VM.get_record(ref)
+        where = x.host.get_name_label(record["resident_on"])
+        problems = []
+        if record["power_state"] != "Running" or where != host:
+            problems.append(f"{vm} is {record['power_state']} on {where}, not running on {host}")
+        if sr is not None:
+            disks = [x.VBD.get_VDI(v) for v in record["VBDs"] if x.VBD.get_type(v) == "Disk"]
+            srs = {x.SR.get_name_label(x.VDI.get_SR(d)) for d in disks}
+            if srs != {sr}:
+                problems.append(f"{vm}'s disks are on {sorted(srs)}, not {sr}")
+        return problems
+    finally:
+        session.xenapi.session.logout()
+        session("close")()
+
+
+def _audit_gaps(db: str) -> list[str]:
+    """Every state change follows the transition table from `pending`: no gap, no jump."""
+    actions = [a for (a,) in _rows(db, "SELECT action FROM audit WHERE request_id = 1 ORDER BY id")]
+    moves = [MOVED_TO[a] for a in actions if a in MOVED_TO]
+    problems = []
+    if not moves or moves[0] != State.PENDING:
+        problems.append("the audit log does not start with the request's creation")
+    for before, after in itertools.pairwise(moves):
+        if not can(before, after):
+            problems.append(f"the audit log jumps from {before} to {after}")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    started = time.monotonic()
+    trials = run_trials(args.count, args.seed)
+    bad = [t for t in trials if t.problems]
+    kinds = sorted({t.killed_during for t in trials})
+    print(
+        f"\n{len(trials)} trials ({sum(t.mode == 'live' for t in trials)} live, "
+        f"{sum(t.mode == 'offline' for t in trials)} offline), seed {args.seed}, "
+        f"{time.monotonic() - started:.0f} s; killed: {', '.join(kinds)}; "
+        f"{len(bad)} with a problem"
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
