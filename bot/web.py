@@ -19,6 +19,7 @@ from waitress.server import create_server
 from bot.core import Core
 from bot.metrics import CONTENT_TYPE, Metrics
 
+MAX_BODY = 1 << 20  # Slack's payloads are kilobytes; anything near a megabyte is not Slack
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -83,7 +84,12 @@ class WebServer:
 
     def __init__(self, app: WSGI, host: str, port: int, threads: int = 8) -> None:
         self._server = create_server(
-            app, host=host, port=port, threads=threads, ident="migrate-bot"
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="migrate-bot",
+            max_request_body_size=MAX_BODY,
         )
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"

@@ -7,6 +7,7 @@ Tests read what Slack saw (messages, edits, ephemerals) and where the VMs are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -141,14 +142,25 @@ def settings_for(pool: Pool, slack: SlackDouble, db: Path, **overrides: Any) -> 
     return Settings(**values)
 
 
-def running_bot(pool: Pool, tmp_path: Path, **overrides: Any) -> Iterator[Bot]:
-    """The bot serving HTTP on 127.0.0.1:0, the pool's clock ticking as real time would."""
-    with SlackDouble(users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}) as slack:
+def slack_double() -> SlackDouble:
+    return SlackDouble(users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"})
+
+
+def running_bot(
+    pool: Pool, tmp_path: Path, slack: SlackDouble | None = None, **overrides: Any
+) -> Iterator[Bot]:
+    """The bot serving HTTP on 127.0.0.1:0, the pool's clock ticking as real time would.
+
+    Pass `slack` to keep one workspace across bot restarts (the caller starts and stops it).
+    """
+    with contextlib.ExitStack() as stack:
+        slack = slack or stack.enter_context(slack_double())
         settings = settings_for(pool, slack, tmp_path / "bot.db", **overrides)
-        with Ticker(pool.clock, step=0.5):
-            service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))
-            try:
-                events = f"{service.web.url}/slack/events"
-                yield Bot(pool, slack, service, Driver(slack, events, SECRET, CHANNEL))
-            finally:
-                service.stop()
+        stack.enter_context(Ticker(pool.clock, step=0.5))
+        service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))
+        stack.callback(service.stop)
+        events = f"{service.web.url}/slack/events"
+        yield Bot(pool, slack, service, Driver(slack, events, SECRET, CHANNEL))
+
+
+serving = contextlib.contextmanager(running_bot)  # `with serving(pool, tmp_path) as bot:`

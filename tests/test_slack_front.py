@@ -14,7 +14,7 @@ from bot.blocks import ACTIONS
 from bot.slackdouble import form_body, signed_headers, slash_command
 from bot.states import State
 from tests.pool import Pool
-from tests.slack_rig import CHANNEL, SECRET, Bot, buttons, running_bot
+from tests.slack_rig import CHANNEL, SECRET, Bot, buttons, running_bot, serving
 
 OFFLINE = "vm01 to host3 sr=nfs1 mode=offline"
 
@@ -201,7 +201,7 @@ def test_cancel_list_and_status_commands(bot: Bot) -> None:
 
 def test_without_approval_the_requester_starts_it(pool: Pool, tmp_path: Path) -> None:
     """BOT_REQUIRE_APPROVAL=false: a Start button for the requester instead of Approve."""
-    for bot in running_bot(pool, tmp_path, bot_require_approval=False, bot_approvers=[]):
+    with serving(pool, tmp_path, bot_require_approval=False, bot_approvers=[]) as bot:
         rid = filed(bot, "vm02 to host3")
         shown = buttons(bot.request_message(rid)["blocks"])
         assert "start" in shown and "approve" not in shown
@@ -271,7 +271,7 @@ def test_metrics_count_requests_migrations_xapi_and_slack(bot: Bot) -> None:
 
 def test_metrics_on_their_own_port(pool: Pool, tmp_path: Path) -> None:
     """With BOT_METRICS_PORT, /metrics moves off the port Slack reaches."""
-    for bot in running_bot(pool, tmp_path, bot_metrics_port=0):
+    with serving(pool, tmp_path, bot_metrics_port=0) as bot:
         apart = bot.service.metrics_web
         assert apart is not None
         with urllib.request.urlopen(f"{apart.url}/metrics") as answer:

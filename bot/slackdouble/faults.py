@@ -32,6 +32,10 @@ class Faults:
     def drop_next(self, method: str, times: int) -> None:
         self._queued[method].extend([Fault(0)] * times)
 
+    def clear(self) -> None:
+        """Slack is healthy again: every queued fault is forgotten."""
+        self._queued.clear()
+
     def take(self, method: str) -> Fault | None:
         """The fault this call of `method` meets, if any; each one is used once."""
         queued = self._queued.get(method)

@@ -110,6 +110,11 @@ class SlackDouble:
         with self._lock:
             self._faults.drop_next(method, times)
 
+    def clear_faults(self) -> None:
+        """Forget every queued fault (Slack has recovered)."""
+        with self._lock:
+            self._faults.clear()
+
     def response_url(self, key: str) -> str:
         """A response_url for a payload: 5 uses within 30 minutes of this call."""
         with self._lock:
