@@ -21,7 +21,7 @@ from bot.command import MigrateCommand, render
 from bot.logs import about
 from bot.models import Fix
 from bot.plan import format_duration
-from bot.planning import Planner, Preview, UserError
+from bot.planning import Planner, PoolUnreachable, Preview, UserError
 from bot.states import State
 from bot.store import Request, Store
 from bot.xapi_errors import explain
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MIGRATE_OPS = {"migrate_send", "pool_migrate"}
 AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
 OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
 
 
@@ -370,6 +371,7 @@ class Engine:
 
         TOO_MANY_STORAGE_MIGRATES is xapi saying "not now": wait and issue a new attempt.
         """
+        give_up = self.clock.now() + UNREACHABLE_SECONDS
         while True:
             try:
                 return self._attempt(req, name, issue, done)
@@ -377,6 +379,12 @@ class Engine:
                 if failure.error[0] != "TOO_MANY_STORAGE_MIGRATES":
                     raise
                 self.store.audit(req.id, "bot", "retry_later", {"step": name})
+                self.clock.sleep(RETRY_BUSY_SECONDS)
+            except PoolUnreachable as error:
+                # Did the call reach xapi? The next attempt asks the VM, never guesses.
+                if self.clock.now() >= give_up or self._stopping.is_set():
+                    raise StepFailed(name, ["POOL_UNREACHABLE", str(error)]) from None
+                self.store.audit(req.id, "bot", "pool_unreachable", {"step": name})
                 self.clock.sleep(RETRY_BUSY_SECONDS)
 
     def _attempt(

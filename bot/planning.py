@@ -28,6 +28,10 @@ class UserError(Exception):
     """Something the user must change or retry; the message is for them (no traceback)."""
 
 
+class PoolUnreachable(UserError):
+    """XAPI did not answer: worth retrying, unlike the other user errors."""
+
+
 @dataclass(frozen=True)
 class PlannerConfig:
     backup_tag: str = "xo:no-bak"
@@ -217,7 +221,9 @@ class Planner:
         except XapiFailure as failure:
             raise UserError(str(explain(failure.description))) from None
         except XapiUnavailable as error:
-            raise UserError(f"Cannot reach the pool master ({error}). Try again shortly.") from None
+            raise PoolUnreachable(
+                f"Cannot reach the pool master ({error}). Try again shortly."
+            ) from None
 
 
 def _by_uuid(objects: Mapping[str, Any], uuid: str, kind: str) -> str:

@@ -294,6 +294,17 @@ _RULES: dict[str, _Rule] = {
     ),
     "UUID_INVALID": _Rule("No {p0} has UUID {p1}.", "Re-check to refresh the facts."),
     "INTERNAL_ERROR": _Rule("xapi hit an internal error{q0}.", _LOGS),
+    # The bot's own words for what it saw, in the same shape as xapi's.
+    "TASK_VANISHED": _Rule(
+        "The step's task disappeared (the toolstack restarted) and the VM did not end "
+        "where it was going.",
+        "Check where the VM is now, then file the request again.",
+    ),
+    "POOL_UNREACHABLE": _Rule(
+        "The pool master stopped answering during the run ({p0}).",
+        "Check the pool master and the network; then look at where the VM is before "
+        "filing the request again.",
+    ),
 }
 
 # For a run that was already offline, these codes mean something else.

@@ -1,0 +1,109 @@
+"""XAPI misbehaving mid-run: every run still ends in the right state, in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot import events as ev
+from bot.simulator.services import move_master
+from bot.states import State
+from bot.xapi_errors import explain
+from tests.engine_rig import Rig, rig_for
+from tests.pool import Pool
+
+
+@pytest.fixture
+def rig(pool: Pool, tmp_path: Path) -> Iterator[Rig]:
+    yield from rig_for(pool, tmp_path)
+
+
+def when_copying(rig: Rig, fault: Callable[[], None]) -> None:
+    """Provoke `fault` once, as soon as the migration reports progress."""
+    fired: list[bool] = []
+
+    def listener(event: ev.Event) -> None:
+        if isinstance(event, ev.StepProgress) and event.fraction > 0.05 and not fired:
+            fired.append(True)
+            fault()
+
+    rig.engine.subscribe(listener)
+
+
+CODES = [
+    ["MIRROR_FAILED", "OpaqueRef:NULL"],
+    ["VM_MIGRATE_FAILED", "OpaqueRef:NULL", "host1", "host3", "xenopsd error"],
+    ["VDI_IO_ERROR", "Device I/O errors"],
+    ["SR_BACKEND_FAILURE_44", "", "There is insufficient space", ""],
+    ["HOST_NOT_ENOUGH_FREE_MEMORY", "8700000000", "1000"],
+    ["INTERNAL_ERROR", "Storage_error ([S(Does_not_exist)])"],
+    ["VM_LACKS_FEATURE", "OpaqueRef:NULL"],
+]
+
+
+@pytest.mark.parametrize("error", CODES, ids=[c[0] for c in CODES])
+def test_each_migration_error_fails_in_plain_words(rig: Rig, error: list[str]) -> None:
+    """A task failing with xapi's error ends FAILED with its explanation; the VM stays put."""
+    vm = rig.pool.ref("VM", "vm02")
+    rig.pool.sim.faults.fail_next_migration(0.3, error, vm)
+    req = rig.approved("vm02 to host3")
+    assert rig.run(req.id).state == State.FAILED
+    (failed,) = rig.of(ev.Failed, req.id)
+    assert failed.text.startswith(explain(error, live=True).sentence[:40])
+    assert failed.next_step
+    assert rig.pool.x.VM.get_resident_on(vm) == rig.pool.ref("host", "host2")
+
+
+def test_sessions_expiring_mid_run_change_nothing(rig: Rig) -> None:
+    """Every session expires during the copy: the client logs in again and the run succeeds."""
+    when_copying(rig, rig.pool.sim.expire_sessions)
+    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    assert rig.run(req.id).state == State.SUCCEEDED
+
+
+def test_connections_dropped_mid_run_are_waited_out(rig: Rig) -> None:
+    """The master resets every connection for a while (calls and event.from): it succeeds."""
+
+    def drop() -> None:
+        faults = rig.pool.sim.faults
+        faults.drop_mode, faults.drop_until = "reset", rig.pool.sim.now() + 30
+
+    when_copying(rig, drop)
+    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    assert rig.run(req.id).state == State.SUCCEEDED
+    assert rig.pool.sim.calls.counts["Async.VM.migrate_send"] == 1
+
+
+def test_a_hanging_master_times_out_and_is_retried(rig: Rig) -> None:
+    """Calls that never answer hit the timeout; the run carries on once the master answers."""
+
+    def hang() -> None:
+        faults = rig.pool.sim.faults
+        faults.drop_mode, faults.drop_until = "hang", rig.pool.sim.now() + 20
+
+    when_copying(rig, hang)
+    req = rig.approved("vm02 to host3")
+    assert rig.run(req.id).state == State.SUCCEEDED
+    assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+
+
+def test_a_toolstack_restart_mid_run_is_judged_from_the_vm(rig: Rig) -> None:
+    """The master's agent restarts during the copy (tasks lost): FAILED, said in plain words."""
+    master = rig.pool.ref("host", "host1")
+    when_copying(rig, lambda: rig.pool.x.host.restart_agent(master))
+    req = rig.approved("vm02 to host3")
+    final = rig.run(req.id)
+    assert final.state == State.FAILED
+    (failed,) = rig.of(ev.Failed, req.id)
+    assert "task disappeared" in failed.text
+
+
+def test_the_master_moving_mid_run_is_followed(rig: Rig) -> None:
+    """host2 becomes master during the copy: the bot follows HOST_IS_SLAVE and finishes."""
+    when_copying(rig, lambda: move_master(rig.pool.sim, rig.pool.ref("host", "host2")))
+    req = rig.approved("vm01 to host3 sr=nfs2 mode=offline")
+    assert rig.run(req.id).state == State.SUCCEEDED
+    assert rig.xapi.url.startswith("http://127.0.0.2:")
+    assert rig.pool.sim.calls.counts["Async.VM.migrate_send"] == 1
