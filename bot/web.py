@@ -93,12 +93,21 @@ class WebServer:
         )
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     def start(self) -> WebServer:
         self._thread.start()
         return self
 
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._stopping:  # closing the sockets under the loop ends it this way
+                raise
+
     def stop(self) -> None:
+        self._stopping = True
         self._server.close()
         self._thread.join(5)

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.command import (
@@ -21,6 +22,8 @@ from bot.command import (
 )
 from bot.desk import INVITE, Desk
 from handlers.replies import ephemeral
+
+MODAL_FAILED = "Slack would not open the form ({}); type /migrate <vm> to <host> instead."
 
 
 def register(app: App, desk: Desk) -> None:
@@ -39,9 +42,12 @@ def register(app: App, desk: Desk) -> None:
                 say(blocks.usage_message(USAGE))
             case OpenModal():
                 ack()
-                client.views_open(
-                    trigger_id=command["trigger_id"], view=blocks.migrate_modal(channel)
-                )
+                try:
+                    client.views_open(
+                        trigger_id=command["trigger_id"], view=blocks.migrate_modal(channel)
+                    )
+                except SlackApiError as error:  # an expired trigger: Slack allows 3 s
+                    reply(blocks.notice(MODAL_FAILED.format(error.response.get("error")), "⚠️"))
             case ListRequests():
                 ack()
                 desk.later(desk.list, reply=reply)

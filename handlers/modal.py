@@ -34,7 +34,8 @@ def register(app: App, desk: Desk) -> None:
 
     @app.view(blocks.MODAL_ID)
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        command = command_from(view.get("state", {}).get("values", {}))
+        state = view.get("state")
+        command = command_from(state.get("values") if isinstance(state, dict) else None)
         if isinstance(command, UsageError):
             ack(response_action="errors", errors={"vm": command.message.splitlines()[0]})
             return
