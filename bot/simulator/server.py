@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -126,8 +127,10 @@ class _Server(ThreadingHTTPServer):
 class SimulatorServer:
     """Serve `sim` on every host's address (127.0.0.N) at one port; port 0 picks one."""
 
-    def __init__(self, sim: Simulator, port: int = 0) -> None:
+    def __init__(self, sim: Simulator, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve https with this server context (as a real pool master does)."""
         self.sim = sim
+        self.scheme = "https" if tls else "http"
         self._stopping = threading.Event()
         hosts = sim.db.tables["host"]
         master = hosts[sim.master]["address"]
@@ -137,6 +140,8 @@ class SimulatorServer:
         self._servers = [first] + [
             _Server(sim, address, self.port, self._stopping) for address in addresses[1:]
         ]
+        for server in self._servers if tls else []:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
         self._threads = [
             threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             for s in self._servers
@@ -144,11 +149,11 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._servers[0].address}:{self.port}"
+        return f"{self.scheme}://{self._servers[0].address}:{self.port}"
 
     def url_for(self, host_name: str) -> str:
         ref = self.sim.db.find("host", name_label=host_name)[0]
-        return f"http://{self.sim.db.get('host', ref)['address']}:{self.port}"
+        return f"{self.scheme}://{self.sim.db.get('host', ref)['address']}:{self.port}"
 
     def start(self) -> SimulatorServer:
         for thread in self._threads:
