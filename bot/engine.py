@@ -285,13 +285,28 @@ class Engine:
             if req.state != State.RUNNING:
                 return req
             try:
-                self._execute(req)
+                self._execute_patiently(req)
+            except PoolUnreachable as error:
+                self._fail(self._get(req.id), ["POOL_UNREACHABLE", str(error)], live=False)
             except Exception as error:  # the request must end in a state, whatever happened
                 log.exception("run of #%s crashed", req.id)
                 self._fail(self._get(req.id), ["INTERNAL_ERROR", str(error)], live=False)
             finally:
                 self._current_task.pop(req.id, None)
             return self._get(request_id)
+
+    def _execute_patiently(self, req: Request) -> None:
+        """A pool master that does not answer is waited for; every pass resumes from the
+        steps stored so far, so nothing done is done again."""
+        give_up = self.clock.now() + UNREACHABLE_SECONDS
+        while True:
+            try:
+                return self._execute(self._get(req.id))
+            except PoolUnreachable:
+                if self.clock.now() >= give_up or self._stopping.is_set():
+                    raise
+                self.store.audit(req.id, "bot", "pool_unreachable", {})
+                self.clock.sleep(RETRY_BUSY_SECONDS)
 
     def _execute(self, req: Request) -> None:
         intent = req.plan["intent"]

@@ -107,3 +107,14 @@ def test_the_master_moving_mid_run_is_followed(rig: Rig) -> None:
     assert rig.run(req.id).state == State.SUCCEEDED
     assert rig.xapi.url.startswith("http://127.0.0.2:")
     assert rig.pool.sim.calls.counts["Async.VM.migrate_send"] == 1
+
+
+def test_a_silent_master_when_the_run_starts_is_waited_for(rig: Rig) -> None:
+    """The master resets every connection as the run begins: it waits, then runs once."""
+    req = rig.approved("vm02 to host3")
+    faults = rig.pool.sim.faults
+    faults.drop_mode, faults.drop_until = "reset", rig.pool.sim.now() + 40
+    assert rig.run(req.id).state == State.SUCCEEDED
+    assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+    actions = [e.action for e in rig.store.audit_events(request_id=req.id)]
+    assert "pool_unreachable" in actions
