@@ -165,6 +165,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """The audit log since a time, one event per line (JSON lines or CSV) on stdout."""
+    from datetime import UTC, datetime
+
+    from bot import audit_export
+    from bot.clock import SystemClock
+    from bot.settings import load_settings
+    from bot.store import Store
+
+    settings = load_settings()
+    since = None
+    if args.since:
+        try:
+            now = datetime.now(UTC)
+            since = audit_export.parse_since(args.since, now, settings.timezone).timestamp()
+        except audit_export.SinceError as error:
+            print(error, file=sys.stderr)
+            return 1
+    store = Store(settings.bot_database_url, SystemClock())
+    try:
+        events = store.audit_events(since=since, request_id=args.request)
+        audit_export.write(events, args.format, sys.stdout)
+    finally:
+        store.close()
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from bot.checkconfig import check_config
     from bot.settings import load_settings
@@ -179,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve Slack (BOT_MODE=socket or http)")
     run.set_defaults(handler=_serve)
+    audit = sub.add_parser("audit", help="export the audit log (JSON lines or CSV)")
+    audit.add_argument("--since", help="30m, 24h, 7d, or ISO 8601 (2026-11-26T02:00)")
+    audit.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    audit.add_argument("--request", type=int, help="only this request's events")
+    audit.set_defaults(handler=_audit)
     config = sub.add_parser(
         "check-config",
         help="validate settings, reach XAPI and Slack (exit 0 when ready)",

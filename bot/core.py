@@ -79,6 +79,8 @@ def build_core(settings: Settings, clock: Clock | None = None) -> Core:
             stuck_grace_seconds=settings.bot_stuck_grace_seconds,
             stall_seconds=settings.bot_stall_seconds,
             backup_tag=settings.bot_backup_exclude_tag,
+            approval_ttl_seconds=settings.bot_approval_ttl_seconds,
+            missed_window_grace_seconds=settings.bot_missed_window_grace_seconds,
         ),
     )
     jobs = Jobs(engine, settings.bot_max_concurrent_migrations)

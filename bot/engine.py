@@ -43,6 +43,8 @@ class EngineConfig:
     stuck_grace_seconds: float = 120.0
     stall_seconds: float = 600.0
     backup_tag: str = "xo:no-bak"
+    approval_ttl_seconds: float = 1800.0
+    missed_window_grace_seconds: float = 900.0
 
 
 class StepFailed(Exception):
@@ -660,22 +662,46 @@ class Engine:
 
         ("stuck", id) for a success whose grace has passed (once) and for every stuck
         request (a hand-made toolstack restart clears it too); ("start", id) for a
-        scheduled request whose window has come.
+        scheduled request whose window has come, ("missed", id) for one whose window
+        passed longer ago than the grace (the bot was down); ("expire", id) for a request
+        nobody approved in time (one with a window may wait for approval until it opens).
         """
-        now = self.clock.now()
-        grace = self.config.stuck_grace_seconds
+        now, config = self.clock.now(), self.config
+        grace = config.stuck_grace_seconds
         work = [
             ("stuck", r.id)
             for r in self.store.in_states(State.SUCCEEDED)
             if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
         ]
         work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]
+        for r in self.store.in_states(State.SCHEDULED):
+            if r.run_at is not None and r.run_at <= now:
+                late = now - r.run_at > config.missed_window_grace_seconds
+                work.append(("missed" if late else "start", r.id))
         work += [
-            ("start", r.id)
-            for r in self.store.in_states(State.SCHEDULED)
-            if r.run_at is not None and r.run_at <= now
+            ("expire", r.id)
+            for r in self.store.in_states(State.PENDING)
+            if max(r.created_at + config.approval_ttl_seconds, r.run_at or 0.0) <= now
         ]
         return work
+
+    def expire(self, request_id: int) -> Request | None:
+        """Nobody approved it in time: the buttons go, the thread says so."""
+        req = self._get(request_id)
+        waited = format_duration(self.clock.now() - req.created_at)
+        text = f"expired: nobody approved it within {waited}; file it again if still needed"
+        return self._move(req, State.EXPIRED, "bot", "expired", text, outcome=text)
+
+    def miss(self, request_id: int) -> Request | None:
+        """Its window passed while the bot was down, beyond the grace: it does not run."""
+        req = self._get(request_id)
+        late = format_duration(self.clock.now() - (req.run_at or self.clock.now()))
+        text = (
+            f"missed: its window passed {late} ago while the bot was down "
+            f"(more than the {format_duration(self.config.missed_window_grace_seconds)} "
+            "grace); file it again for a new window"
+        )
+        return self._move(req, State.MISSED, "bot", "missed", text, outcome=text)
 
     def mark_checked(self, request_id: int) -> None:
         req = self._get(request_id)

@@ -49,6 +49,10 @@ class Jobs:
                 if kind == "stuck":
                     self.engine.check_stuck(request_id)
                     self.engine.mark_checked(request_id)
+                elif kind == "expire":
+                    self.engine.expire(request_id)
+                elif kind == "missed":
+                    self.engine.miss(request_id)
                 elif self.engine.start_window(request_id):
                     self.submit(request_id)
             except (UserError, XenError) as error:
