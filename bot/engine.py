@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MIGRATE_OPS = {"migrate_send", "pool_migrate"}
 AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+RECENT_SECONDS = 86400.0  # how far back the ticker looks for successes to check for stuck
 UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
 OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
 
@@ -668,9 +669,10 @@ class Engine:
         """
         now, config = self.clock.now(), self.config
         grace = config.stuck_grace_seconds
+        recent = now - grace - RECENT_SECONDS  # a success older than this was checked long ago
         work = [
             ("stuck", r.id)
-            for r in self.store.in_states(State.SUCCEEDED)
+            for r in self.store.in_states(State.SUCCEEDED, changed_since=recent)
             if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
         ]
         work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]

@@ -310,8 +310,13 @@ class Store:
         query = sa.select(REQUESTS).where(sa.or_(ended, unposted)).order_by(REQUESTS.c.id)
         return self._requests(query)
 
-    def in_states(self, *states: State) -> list[Request]:
-        return self._requests(_select_in(states).order_by(REQUESTS.c.id))
+    def in_states(self, *states: State, changed_since: float | None = None) -> list[Request]:
+        """Requests in `states`; with `changed_since`, only those changed since then (so a
+        ticker's look at finished requests does not grow with the years)."""
+        query = _select_in(states)
+        if changed_since is not None:
+            query = query.where(REQUESTS.c.updated_at >= changed_since)
+        return self._requests(query.order_by(REQUESTS.c.id))
 
     def transition(
         self,
