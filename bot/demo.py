@@ -25,7 +25,7 @@ from bot.serve import Service, start
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorServer, simulator
 from bot.slackdouble import SlackDouble
-from bot.slackdouble.driver import Driver, buttons
+from bot.slackdouble.driver import Driver, buttons, until
 from bot.slackdouble.state import Message
 from bot.states import State
 from bot.store import Request
@@ -86,13 +86,10 @@ class Stage:
         return answer
 
     def until(self, probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = probe()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise DemoFailed(f"waited {timeout:.0f} s for {what}")
+        try:
+            return until(probe, what, timeout)
+        except TimeoutError as error:
+            raise DemoFailed(str(error)) from None
 
     def posted(self, before: int) -> Request:
         """The request filed after `before`, once its message is in Slack."""

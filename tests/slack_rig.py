@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from bot.outbox import Outbox
 from bot.serve import Service, start
 from bot.settings import Settings
 from bot.slackdouble import SlackDouble
-from bot.slackdouble.driver import Driver
+from bot.slackdouble.driver import Driver, until
 from bot.slackdouble.driver import buttons as shown_buttons
 from bot.states import State
 from bot.store import Request
@@ -97,24 +96,13 @@ class Bot:
         return max(self.core.store.open_requests() + self.core.store.recent_finished(), key=_id)
 
     def until(self, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-        return until(probe, timeout)
+        return until(probe, "", timeout)
 
     def state(self, request_id: int, *states: State) -> Request:
         return self.until(lambda: (r := self.request(request_id)).state in states and r)
 
     def text_of(self, request_id: int) -> str:
         return json.dumps(self.request_message(request_id)["blocks"], ensure_ascii=False)
-
-
-def until(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Wait (real time, polling) until `probe` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {probe}")
 
 
 def _id(req: Request) -> int:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.slackdouble.payloads import (
     block_actions,
@@ -23,6 +25,8 @@ from bot.slackdouble.payloads import (
 )
 from bot.slackdouble.state import Message
 from bot.slackdouble.webapi import SlackDouble
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,17 @@ class Driver:
     def answers(self, key: str) -> list[str]:
         """Texts sent to one response_url: the ephemeral answers to one command or press."""
         return [r.body.get("text", "") for r in self.slack.responses if r.key == key]
+
+
+def until(probe: Callable[[], T | None], what: str = "", timeout: float = 30.0) -> T:
+    """Wait (real time, polling) for another thread or process to make `probe` truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what or probe}")
 
 
 def as_shown(message: Message | dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import XenAPI
 
 from bot.simulator.scenario import read
 from bot.slackdouble import SlackDouble
-from bot.slackdouble.driver import Driver
+from bot.slackdouble.driver import Driver, until
 from bot.states import State, can
 
 T = TypeVar("T")
@@ -191,16 +191,6 @@ def _serving(port: int) -> bool:
             return answer.status == 200
     except OSError:
         return False
-
-
-def until(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout:.0f} s for {what}")
 
 
 # -- what the store and the pool say ---------------------------------------------------------
