@@ -279,7 +279,7 @@ def test_estimates_learn_the_measured_copy_rate(rig: Rig) -> None:
     """After a storage migration the next estimate uses the rate that copy achieved."""
     rig.pool.sim.timing.storage_bytes_per_s = 50e6  # slower than the 200 MB/s assumed
     before = rig.engine.preview(rig.command("mail01 to host1 sr=nfs2 mode=offline")).plan
-    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    req = rig.approved("dns01 to host1 sr=nfs2 mode=offline")
     assert rig.run(req.id).state == State.SUCCEEDED
     rate = rig.store.measured_throughput()
     assert rate is not None and 40 < rate < 60, rate
