@@ -111,15 +111,29 @@ class Stage:
 
     def ends(self, request_id: int, *states: State) -> Request:
         final = {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.STUCK}
-        req = self.until(
-            lambda: (r := self.store.get(request_id)) and r.state in final and r,
-            f"#{request_id} to end",
-            timeout=60,
-        )
+        shown: set[str] = set()
+
+        def ended() -> Request | None:
+            self._show_progress(request_id, shown)
+            req = self.store.get(request_id)
+            return req if req is not None and req.state in final else None
+
+        req = self.until(ended, f"#{request_id} to end", timeout=60)
         if req.state not in states:
             raise DemoFailed(f"#{request_id} ended {req.state}: {req.outcome}")
         self.service.front.outbox.flush(10)
         return req
+
+    def _show_progress(self, request_id: int, shown: set[str]) -> None:
+        """Print the running step's message each time its bar moves (as the thread shows it)."""
+        req = self.store.get(request_id)
+        if req is None or not req.thread_ts:
+            return
+        for reply in self.slack.replies(CHANNEL, req.thread_ts):
+            line = reply.text
+            if line.startswith("⏳") and "%" in line and line not in shown:
+                shown.add(line)
+                self.say(f"    in the thread now: {line}")
 
     def message(self, req: Request) -> Message:
         return self.slack.message(CHANNEL, req.message_ts or "")
