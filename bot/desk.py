@@ -108,6 +108,10 @@ class Desk:
             self.notifier.post_request(req)
         except SlackApiError as error:
             reason = error.response.get("error", "")
+            if reason == "ratelimited":  # Slack is busy, not refusing: post it shortly
+                self.notifier.later(req)
+                reply(blocks.notice(f"Slack is busy; request #{req.id} will appear shortly."))
+                return
             self.engine.withdraw(req.id, f"the request message could not be posted ({reason})")
             if reason in ("not_in_channel", "channel_not_found", "is_archived"):
                 reply(blocks.notice(INVITE, "⚠️"))

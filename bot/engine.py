@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MIGRATE_OPS = {"migrate_send", "pool_migrate"}
 AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+PROGRESS_STEP, PROGRESS_SECONDS = 0.05, 30.0  # how often progress is written to the store
 RECENT_SECONDS = 86400.0  # how far back the ticker looks for successes to check for stuck
 UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
 OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
@@ -474,14 +475,19 @@ class Engine:
         last_change = [self.clock.now(), 0.0]
         stalled = [False]
 
+        written = [-1.0, 0.0]  # fraction and time last written to the store
+
         def progress(record: dict[str, Any]) -> None:
-            fraction = float(record["progress"])
+            fraction, now = float(record["progress"]), self.clock.now()
             if fraction > last_change[1]:
-                last_change[:] = [self.clock.now(), fraction]
+                last_change[:] = [now, fraction]
                 stalled[0] = False
-            elapsed = self.clock.now() - began
+            elapsed = now - began
             eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
-            self.store.step_progress(step_id, fraction)
+            # The store needs progress for stalls and restarts, not every tick of it.
+            if fraction - written[0] >= PROGRESS_STEP or now - written[1] >= PROGRESS_SECONDS:
+                self.store.step_progress(step_id, fraction)
+                written[:] = [fraction, now]
             self._emit(ev.StepProgress(req.id, name, fraction, eta))
 
         def keep_waiting() -> bool:

@@ -25,8 +25,10 @@ from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
 
-# Their own events carry the message (outcome, stuck notice): no extra state line.
-_SILENT_STATES = {State.SUCCEEDED, State.FAILED, State.STUCK}
+# Their own events carry the message (outcome, stuck notice), or the request message's
+# status line and the step messages say it (queued, started): no extra thread line, so a
+# busy channel spends its one-post-a-second budget on what people need.
+_SILENT_STATES = {State.SUCCEEDED, State.FAILED, State.STUCK, State.QUEUED, State.RUNNING}
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Notifier:
     approvers: str  # mrkdwn mention of the approvers
     require_approval: bool
     _steps: dict[int, _Step] = field(default_factory=dict)
+    _channels: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- what the desk calls -------------------------------------------------------------
@@ -61,13 +64,35 @@ class Notifier:
         ts = answer["ts"]
         return self.store.update(req.id, message_ts=ts, thread_ts=req.thread_ts or ts)
 
-    def refresh(self, request_id: int) -> None:
+    def later(self, req: Request) -> None:
+        """Post the request message through the outbox (Slack was busy when it was filed)."""
+        self.outbox.put(STEP, lambda: self.post_request(req), lane=f"post:{req.channel or ''}")
+
+    def refresh(self, request_id: int, priority: int = STEP) -> None:
         """Edit the request message to its current state (coalesced)."""
-        self.outbox.put(STEP, lambda: self._update_request(request_id), key=f"req:{request_id}")
+        self.outbox.put(
+            priority,
+            lambda: self._update_request(request_id),
+            key=f"req:{request_id}",
+            lane="update",
+        )
 
     def reply(self, request_id: int, message: dict[str, Any], priority: int = STEP) -> None:
         """A line in the request's thread."""
-        self.outbox.put(priority, lambda: self._post(request_id, message))
+        self.outbox.put(
+            priority, lambda: self._post(request_id, message), lane=self._post_lane(request_id)
+        )
+
+    def _post_lane(self, request_id: int) -> str:
+        """Posts spend their channel's budget (cached: a request never changes channel)."""
+        with self._lock:
+            channel = self._channels.get(request_id)
+        if channel is None:
+            req = self.store.get(request_id)
+            channel = (req.channel if req else None) or ""
+            with self._lock:
+                self._channels[request_id] = channel
+        return f"post:{channel}"
 
     # -- engine events ---------------------------------------------------------------------
     def __call__(self, event: ev.Event) -> None:
@@ -122,7 +147,7 @@ class Notifier:
             return
         message = blocks.outcome_message(self.card(req), success, text, next_step, vm_down)
         self._announce(rid, message, req.state, broadcast=True)
-        self.refresh(rid)
+        self.refresh(rid, OUTCOME)  # the final state of the request message is news too
 
     def _announce(
         self, rid: int, message: dict[str, Any], state: str, broadcast: bool = False
@@ -133,13 +158,17 @@ class Notifier:
             if self._post(rid, message, broadcast=broadcast):
                 self.store.update(rid, announced=str(state))
 
-        self.outbox.put(OUTCOME, send)
+        self.outbox.put(OUTCOME, send, lane=self._post_lane(rid))
 
     def catch_up(self) -> None:
-        """At start-up: post what a crash or a Slack outage kept from the threads."""
+        """At start-up: post what a crash or a Slack outage kept from the threads, and bring
+        the open requests' messages up to date (edits queued at the last stop may be lost)."""
+        for req in self.store.open_requests():
+            if req.message_ts:
+                self.refresh(req.id)
         for req in self.store.unannounced():
             if req.message_ts is None:
-                self.outbox.put(STEP, lambda req=req: self.post_request(req))
+                self.later(req)
                 continue
             news = req.outcome or f"#{req.id} is {req.state}"
             line = blocks.thread_line(with_mentions(news), self.clock.now(), "📣")
@@ -161,7 +190,8 @@ class Notifier:
             return
         message = blocks.step_message(step.text, fraction, eta, state, seconds, step.started)
         key = f"step:{rid}:{id(step)}"  # each step its own message, coalesced on its own
-        self.outbox.put(priority, lambda: self._edit_step(rid, step, message), key=key)
+        lane = "update" if step.ts else self._post_lane(rid)
+        self.outbox.put(priority, lambda: self._edit_step(rid, step, message), key=key, lane=lane)
 
     # -- sending (outbox worker) ----------------------------------------------------------
     def _update_request(self, request_id: int) -> None:

@@ -1,7 +1,9 @@
 """One queue for every Slack Web API call the bot makes on its own (not replies to a press).
 
 Slack's budget is per workspace and per channel, so one worker sends in priority order:
-outcomes first, then step changes and request messages, then progress edits. A job with a
+outcomes first, then step changes and request messages, then progress edits, and paces
+each call to its method's limit (a token bucket per channel for posts, one for the
+workspace's edits), so it does not send what Slack would refuse with a 429. A job with a
 `key` is coalesced: queuing it again replaces what it will send but keeps its place, and
 keyed jobs are spaced `min_interval` apart, so a migration reporting progress every
 second costs one edit every few seconds. slack_sdk's retry handlers answer 429 and 5xx;
@@ -35,12 +37,35 @@ PERMANENT = {
 }
 
 
+# Slack's published limits, as token buckets (per second, burst): posting is about one
+# message a second per channel; chat.update is Tier 3 (50 a minute) for the workspace.
+LANES: dict[str, tuple[float, float]] = {"post": (1.0, 3.0), "update": (50 / 60, 5.0)}
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    at: float
+
+    def ready_in(self, now: float) -> float:
+        """Seconds until a call fits the budget (0: now)."""
+        tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate) - 1
+        self.at = now
+
+
 @dataclass
 class _Job:
     priority: int
     seq: int
     send: Callable[[], None]
     key: str | None = None
+    lane: str | None = None  # "post:C123" or "update": whose budget the call spends
     not_before: float = 0.0
     tries: int = 0
 
@@ -54,6 +79,7 @@ class Outbox:
     _jobs: list[_Job] = field(default_factory=list)
     _keyed: dict[str, _Job] = field(default_factory=dict)
     _last_sent: dict[str, float] = field(default_factory=dict)
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _seq: itertools.count = field(default_factory=itertools.count)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _busy: bool = False
@@ -65,13 +91,19 @@ class Outbox:
         self._thread.start()
         return self
 
-    def put(self, priority: int, send: Callable[[], None], key: str | None = None) -> None:
+    def put(
+        self,
+        priority: int,
+        send: Callable[[], None],
+        key: str | None = None,
+        lane: str | None = None,
+    ) -> None:
         with self._cond:
             job = self._keyed.get(key) if key else None
             if job is not None:
-                job.send, job.priority = send, min(job.priority, priority)
+                job.send, job.priority, job.lane = send, min(job.priority, priority), lane
             else:
-                job = _Job(priority, next(self._seq), send, key)
+                job = _Job(priority, next(self._seq), send, key, lane)
                 if key:
                     self._keyed[key] = job
                     job.not_before = self._last_sent.get(key, -1e9) + self.min_interval
@@ -104,18 +136,33 @@ class Outbox:
         with self._cond:
             while not self._stopping:
                 now = self.monotonic()
-                ready = [j for j in self._jobs if j.not_before <= now]
+                waits = {
+                    id(j): max(j.not_before - now, self._budget(j.lane, now)) for j in self._jobs
+                }
+                ready = [j for j in self._jobs if waits[id(j)] <= 0]
                 if ready:
                     job = min(ready, key=lambda j: (j.priority, j.seq))
                     self._jobs.remove(job)
                     if job.key:
                         self._keyed.pop(job.key, None)
                         self._last_sent[job.key] = now
+                    if job.lane:
+                        self._buckets[job.lane].take(now)
                     self._busy = True
                     return job
-                wait = min((j.not_before - now for j in self._jobs), default=1.0)
+                wait = min(waits.values(), default=1.0)
                 self._cond.wait(max(0.01, min(wait, 1.0)))
         return None
+
+    def _budget(self, lane: str | None, now: float) -> float:
+        """Seconds until `lane` may spend a call (Slack's limit for that method)."""
+        if lane is None:
+            return 0.0
+        bucket = self._buckets.get(lane)
+        if bucket is None:
+            rate, burst = LANES[lane.split(":")[0]]
+            bucket = self._buckets[lane] = _Bucket(rate, burst, burst, now)
+        return bucket.ready_in(now)
 
     def _work(self) -> None:
         while (job := self._next()) is not None:

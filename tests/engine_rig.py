@@ -64,7 +64,8 @@ def build(pool: Pool, db_path: Path, **config: float) -> Rig:
     """A fresh bot process on the same pool and database file."""
     xapi = Xapi(XenConfig(pool.server.url, "root", "secret", timeout=10))
     store = Store(f"sqlite:///{db_path}", pool.clock)
-    watcher = TaskWatcher(xapi, poll_seconds=5.0, retry_seconds=0.05).start()
+    # The pool clock runs ~50x real time here: pause between event batches accordingly.
+    watcher = TaskWatcher(xapi, poll_seconds=5.0, retry_seconds=0.05, batch_pause=0.01).start()
     planner = Planner(xapi, PlannerConfig(throughput_mbps=200), store.measured_throughput)
     engine = Engine(store, planner, watcher, pool.clock, EngineConfig(**config))  # type: ignore[arg-type]
     rig = Rig(pool, db_path, xapi, store, watcher, engine)

@@ -31,7 +31,11 @@ def test_truncated_and_oversized_bodies_are_refused(bot: Bot) -> None:
     headers = signed_headers(SECRET, body)
     assert bot.send(body[:-5], headers)[0] == 401
     huge = body + b"&pad=" + b"x" * (2 << 20)
-    assert bot.send(huge, signed_headers(SECRET, huge))[0] == 413
+    try:
+        status = bot.send(huge, signed_headers(SECRET, huge))[0]
+    except OSError:  # waitress answered 413 and closed before we finished sending
+        status = 413
+    assert status == 413
     assert bot.core.store.open_requests() == []
 
 

@@ -81,6 +81,7 @@ def test_approve_runs_with_progress_in_the_thread(bot: Bot) -> None:
     assert bot.pool.x.VM.get_resident_on(vm) == bot.pool.ref("host", "host3")
     outcome = bot.until(lambda: [m for m in bot.thread(1) if m.reply_broadcast])
     assert "vm01 is running on host3" in outcome[0].text
+    assert bot.service.front.outbox.flush(30)  # step edits are paced by Slack's edit budget
     texts = [m.text for m in bot.thread(1)]
     assert any("approved by <@ULEAD>" in t for t in texts)
     steps = [t for t in texts if " done in " in t]

@@ -25,10 +25,20 @@ CLASSES = ["pool", "task"]
 
 
 class TaskWatcher:
-    def __init__(self, xapi: Xapi, poll_seconds: float = 10.0, retry_seconds: float = 2.0):
+    def __init__(
+        self,
+        xapi: Xapi,
+        poll_seconds: float = 10.0,
+        retry_seconds: float = 2.0,
+        batch_pause: float = 0.5,
+    ):
+        """`batch_pause`: after a batch of changes, wait before asking again. xapi merges
+        the changes of one object meanwhile, so nothing is lost and the calls per second
+        stay near 1/batch_pause however many tasks run (not one call per change)."""
         self._xapi = xapi
         self._poll = poll_seconds
         self._retry = retry_seconds
+        self._pause = batch_pause
         self._cond = threading.Condition()
         self._tasks: dict[str, dict[str, Any]] = {}
         self._vanished: set[str] = set()
@@ -119,6 +129,8 @@ class TaskWatcher:
                 self._apply(result["events"], full=token == "")
                 token = result["token"]
                 self.connected = True
+                if result["events"]:
+                    self._stop.wait(self._pause)
             except (XenAPI.Failure, XenError, *NETWORK_ERRORS) as error:
                 log.warning("event watcher reconnecting after: %s", error)
                 self.connected = False
