@@ -326,7 +326,10 @@ class Engine:
         down_since: float | None = None
 
         def migrate(x: Any) -> str:
-            return ops.start_migration(x, self.recheck(req).plan)
+            # The plan alone, on this session: the checklist ran at the start of the run,
+            # and every call here is downtime for an offline move.
+            plan = self.planner.rebuild_in(x, req.plan["intent"], checked=False).plan
+            return ops.start_migration(x, plan)
 
         def placed(state: dict[str, Any]) -> bool:
             on_dest = state["power_state"] != "Running" or state["resident_on"] == goal.dest

@@ -151,30 +151,33 @@ class Planner:
         shutdown: ShutdownKind | None = None,
     ) -> Preview:
         """The stored request against the pool as it is now (optionally another mode)."""
+        return self.call(lambda x: self.rebuild_in(x, intent, mode, shutdown))
 
-        def gather(x: Any) -> Preview:
-            pool = facts.read_pool(x)
-            vm_ref = facts.lookup_uuid(x, "VM", intent["vm_uuid"])
-            vm = facts.vm_facts(x, facts.vm_ref(x, vm_ref))
-            host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
-            by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
-            disk_srs = {
-                d.vdi_ref: by_uuid[intent["disk_srs"][d.vdi_uuid]]
-                for d in vm.disks
-                if intent["disk_srs"].get(d.vdi_uuid) in by_uuid
-            }
-            return self._checked(
-                x,
-                vm,
-                pool,
-                host,
-                None,
-                disk_srs,
-                mode or intent["mode"],
-                shutdown or intent["shutdown"],
-            )
-
-        return self.call(gather)
+    def rebuild_in(
+        self,
+        x: Any,
+        intent: Mapping[str, Any],
+        mode: Mode | None = None,
+        shutdown: ShutdownKind | None = None,
+        checked: bool = True,
+    ) -> Preview:
+        """`rebuild` on a session the caller holds; `checked=False` skips the checklist
+        (and xapi's own pre-check): the plan alone, when the VM is already down."""
+        pool = facts.read_pool(x)
+        vm_ref = facts.lookup_uuid(x, "VM", intent["vm_uuid"])
+        vm = facts.vm_facts(x, facts.vm_ref(x, vm_ref))
+        host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
+        by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
+        disk_srs = {
+            d.vdi_ref: by_uuid[intent["disk_srs"][d.vdi_uuid]]
+            for d in vm.disks
+            if intent["disk_srs"].get(d.vdi_uuid) in by_uuid
+        }
+        mode, shutdown = mode or intent["mode"], shutdown or intent["shutdown"]
+        if not checked:
+            plan = make_plan(vm, pool, host, None, disk_srs, mode, shutdown, self.throughput())
+            return Preview(plan, pool, ())
+        return self._checked(x, vm, pool, host, None, disk_srs, mode, shutdown)
 
     def inventory(self) -> facts.Inventory:
         """VMs, hosts and SRs by name, for the modal's searchable selects."""
