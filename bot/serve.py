@@ -8,6 +8,7 @@ of XAPI; running migrations are left for the next start to re-attach.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -75,5 +76,6 @@ def start(
     if socket_mode and settings.slack_app_token:
         socket = SocketModeHandler(front.app, settings.slack_app_token.get_secret_value())
         socket.connect()
+    gc.freeze()  # what start-up built lives for good: full collections skip it (ack tails)
     log.info("serving Slack (%s mode); probes on %s", settings.bot_mode, web.url)
     return Service(core, front, web, socket, metrics, metrics_web)

@@ -279,3 +279,11 @@ def test_metrics_on_their_own_port(pool: Pool, tmp_path: Path) -> None:
             assert b"migrate_bot_requests" in answer.read()
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{bot.service.web.url}/metrics")
+
+
+def test_many_typos_never_starve_the_bot(bot: Bot) -> None:
+    """A dozen bad names in a row, then a good request: it is still checked and posted."""
+    for _ in range(12):
+        bot.command("vm0l to host3")
+    rid = filed(bot, "vm02 to host3")
+    assert bot.request(rid).message_ts

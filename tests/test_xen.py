@@ -164,3 +164,19 @@ def test_watcher_calls_stay_few_however_many_tasks_change(pool: Pool, xapi: Xapi
         assert watcher.task(task) is not None
     finally:
         watcher.stop()
+
+
+def test_the_callers_own_errors_give_the_session_back(pool: Pool) -> None:
+    """Typos raise inside a call a hundred times: the pool of sessions is still whole."""
+    small = Xapi(XenConfig(pool.server.url, "root", "secret", timeout=2), max_sessions=2)
+    try:
+
+        def typo(x: object) -> None:
+            raise LookupError("no VM 'vm0l'")
+
+        for _ in range(100):
+            with pytest.raises(LookupError):
+                small.call(typo)
+        assert small.call(lambda x: x.pool.get_name_label(x.pool.get_all()[0])) == "demo"
+    finally:
+        small.close()

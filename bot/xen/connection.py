@@ -125,6 +125,9 @@ class Xapi:
                 self._discard(session)
                 self.stats.unavailable += 1
                 raise _unavailable(error) from None
+            except BaseException:  # the caller's own error (a typo'd name): the session is fine
+                self._checkin(session)
+                raise
             self._checkin(session)
             return result
         raise XapiUnavailable("the pool master keeps moving; try again")
