@@ -64,11 +64,13 @@ class Core:
         self.store.close()
 
 
-def build_core(settings: Settings, clock: Clock | None = None) -> Core:
+def build_core(settings: Settings, clock: Clock | None = None, watch_pause: float = 0.5) -> Core:
+    """`watch_pause`: real seconds between event batches (shorter when a test or the demo
+    runs the pool's clock faster than the wall clock)."""
     clock = clock or SystemClock()
     xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 4)
     store = Store(settings.bot_database_url, clock)
-    watcher = TaskWatcher(xapi)
+    watcher = TaskWatcher(xapi, batch_pause=watch_pause)
     engine = Engine(
         store,
         planner(settings, xapi, store),

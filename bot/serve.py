@@ -50,12 +50,13 @@ def start(
     host: str = "0.0.0.0",
     clock: Clock | None = None,
     outbox: Outbox | None = None,
+    watch_pause: float = 0.5,
 ) -> Service:
     """Serve Slack in `BOT_MODE`; the probes are on `BOT_HTTP_PORT` in both modes."""
     socket_mode = settings.bot_mode == "socket"
     if socket_mode:
         settings.require("SLACK_APP_TOKEN")
-    core = build_core(settings, clock)
+    core = build_core(settings, clock, watch_pause)
     front = build_front(settings, core, outbox)
     metrics = Metrics(core.store, core.xapi.stats, front.stats)
     core.engine.subscribe(metrics.on_event)

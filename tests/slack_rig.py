@@ -145,7 +145,9 @@ def running_bot(
         slack = slack or stack.enter_context(slack_double())
         settings = settings_for(pool, slack, tmp_path / "bot.db", **overrides)
         stack.enter_context(Ticker(pool.clock, step=0.5))
-        service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))
+        outbox = Outbox(0.2, retry_seconds=0.1)
+        # The pool's clock runs ~50x real time: pause between event batches accordingly.
+        service = start(settings, "127.0.0.1", pool.clock, outbox, watch_pause=0.01)
         stack.callback(service.stop)
         events = f"{service.web.url}/slack/events"
         yield Bot(pool, slack, service, Driver(slack, events, SECRET, CHANNEL))
