@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +17,7 @@ from bot import logs
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
 from tests.pool import Pool, Ticker
+from tests.processes import free_port, healthy
 from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
 
 TOKEN = "xoxb-very-secret-token"
@@ -57,15 +56,9 @@ def test_secrets_are_redacted_in_messages_and_tracebacks(captured: io.StringIO) 
     assert "token ***" in text and "root/***" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The real `migrate-bot run` process: a request end to end, JSON logs, clean SIGTERM."""
-    port = _free_port()
+    port = free_port()
     with SlackDouble(
         token=TOKEN, users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}
     ) as slack:
@@ -89,7 +82,7 @@ def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) 
         try:
             with Ticker(pool.clock, step=0.5):
                 people = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
-                until(lambda: _serving(port))
+                until(lambda: healthy(port))
                 people.command("vm02 to host3", "U1")
                 posted = until(lambda: slack.messages(CHANNEL))
                 people.press(posted[0], "approve", "ULEAD")
@@ -103,11 +96,3 @@ def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) 
     about_one = [line for line in lines if line["request_id"] == 1]
     assert any("succeeded" in line["message"] for line in about_one)
     assert TOKEN not in err and SECRET not in err and 'secret"' not in err
-
-
-def _serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-            return answer.status == 200
-    except OSError:
-        return False

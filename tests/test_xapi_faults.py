@@ -63,30 +63,31 @@ def test_sessions_expiring_mid_run_change_nothing(rig: Rig) -> None:
     assert rig.run(req.id).state == State.SUCCEEDED
 
 
-def test_connections_dropped_mid_run_are_waited_out(rig: Rig) -> None:
-    """The master resets every connection for a while (calls and event.from): it succeeds."""
+def silence(rig: Rig, mode: str, seconds: float) -> Callable[[], None]:
+    """The master resets every connection ("reset") or never answers ("hang") for a while."""
 
-    def drop() -> None:
+    def fault() -> None:
         faults = rig.pool.sim.faults
-        faults.drop_mode, faults.drop_until = "reset", rig.pool.sim.now() + 30
+        faults.drop_mode, faults.drop_until = mode, rig.pool.sim.now() + seconds
 
-    when_copying(rig, drop)
-    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    return fault
+
+
+@pytest.mark.parametrize(
+    ("mode", "seconds", "command", "call"),
+    [
+        ("reset", 30, "vm01 to host2 sr=nfs2 mode=offline", "Async.VM.migrate_send"),
+        ("hang", 20, "vm02 to host3", "Async.VM.pool_migrate"),
+    ],
+)
+def test_a_silent_master_mid_run_is_waited_out(
+    rig: Rig, mode: str, seconds: float, command: str, call: str
+) -> None:
+    """Resets (calls and event.from) or hangs (timeouts) mid-run: it carries on, once."""
+    when_copying(rig, silence(rig, mode, seconds))
+    req = rig.approved(command)
     assert rig.run(req.id).state == State.SUCCEEDED
-    assert rig.pool.sim.calls.counts["Async.VM.migrate_send"] == 1
-
-
-def test_a_hanging_master_times_out_and_is_retried(rig: Rig) -> None:
-    """Calls that never answer hit the timeout; the run carries on once the master answers."""
-
-    def hang() -> None:
-        faults = rig.pool.sim.faults
-        faults.drop_mode, faults.drop_until = "hang", rig.pool.sim.now() + 20
-
-    when_copying(rig, hang)
-    req = rig.approved("vm02 to host3")
-    assert rig.run(req.id).state == State.SUCCEEDED
-    assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+    assert rig.pool.sim.calls.counts[call] == 1
 
 
 def test_a_toolstack_restart_mid_run_is_judged_from_the_vm(rig: Rig) -> None:
@@ -112,8 +113,7 @@ def test_the_master_moving_mid_run_is_followed(rig: Rig) -> None:
 def test_a_silent_master_when_the_run_starts_is_waited_for(rig: Rig) -> None:
     """The master resets every connection as the run begins: it waits, then runs once."""
     req = rig.approved("vm02 to host3")
-    faults = rig.pool.sim.faults
-    faults.drop_mode, faults.drop_until = "reset", rig.pool.sim.now() + 40
+    silence(rig, "reset", 40)()
     assert rig.run(req.id).state == State.SUCCEEDED
     assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
     actions = [e.action for e in rig.store.audit_events(request_id=req.id)]

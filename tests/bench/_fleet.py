@@ -15,13 +15,11 @@ import math
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,8 @@ from bot.simulator.faults import Timing
 from bot.simulator.scenario import GIB, generate, load
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
+from bot.slackdouble.driver import until as wait_until
+from tests.processes import free_port, healthy
 from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
 
 T = TypeVar("T")
@@ -205,7 +205,7 @@ class BotProcess:
 @contextlib.contextmanager
 def bot_process(xen_url: str, slack: SlackDouble, folder: Path, **env: str) -> Iterator[BotProcess]:
     """Start `python -m bot run`; on exit SIGTERM it (it flushes its outbox) and wait."""
-    port = _free_port()
+    port = free_port()
     db_url = f"sqlite:///{folder / 'bot.db'}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
     environ = clean | {
@@ -227,7 +227,7 @@ def bot_process(xen_url: str, slack: SlackDouble, folder: Path, **env: str) -> I
         process = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=environ, stderr=err)
     sampler = RssSampler(process.pid).start()
     try:
-        until(lambda: _serving(port), "the bot to serve", timeout=30)
+        until(lambda: healthy(port), "the bot to serve", timeout=30)
         driver = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
         yield BotProcess(process, driver, db_url, log, sampler)
     finally:
@@ -285,20 +285,6 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
 def slack_double(enforce_limits: bool = False) -> SlackDouble:
     """A workspace on the wall clock (`time.time`, the double's default)."""
     return SlackDouble(
@@ -311,13 +297,7 @@ def slack_double(enforce_limits: bool = False) -> SlackDouble:
 
 
 def until(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+    return wait_until(probe, what, timeout)
 
 
 # -- reading progress back out of Slack --------------------------------------------------------
@@ -415,13 +395,10 @@ class FleetRun:
 
 def wait_for(probe: Callable[[], T | None], timeout: float) -> T | None:
     """Like `until`, but answers None at the deadline (the bench reports what it got)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    return None
+    try:
+        return wait_until(probe, "", timeout)
+    except TimeoutError:
+        return None
 
 
 def run_fleet(

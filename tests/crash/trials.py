@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from bot.simulator.scenario import read
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, until
 from bot.states import State, can
+from tests.processes import free_port, healthy
 
 T = TypeVar("T")
 SECRET, CHANNEL = "crash-secret", "C1"
@@ -155,7 +155,7 @@ def bot(env: dict[str, str]) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        until(lambda: _serving(port), "the bot to serve")
+        until(lambda: healthy(port), "the bot to serve")
         yield port
     finally:
         process.send_signal(signal.SIGKILL)
@@ -172,25 +172,11 @@ def _env(xen_url: str, slack: SlackDouble, db: str) -> dict[str, str]:
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack.api_url,
         "BOT_MODE": "http",
-        "BOT_HTTP_PORT": str(_free_port()),
+        "BOT_HTTP_PORT": str(free_port()),
         "BOT_DATABASE_URL": db,
         "BOT_APPROVERS": "ULEAD",
         "BOT_STUCK_GRACE_SECONDS": "3600",
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 # -- what the store and the pool say ---------------------------------------------------------
