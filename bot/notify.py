@@ -3,7 +3,8 @@
 Subscribed to the engine; it only queues work on the outbox (never blocks a migration).
 The request message is posted synchronously by the desk (its failure is the requester's
 answer); everything after goes through the outbox: a line per state change, one message
-per step edited in place with a progress bar, the outcome broadcast to the channel.
+per step edited in place with a progress bar, the outcome broadcast to the channel, and
+in a busy channel a board that carries everyone's news on time (`bot.board`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from slack_sdk import WebClient
 
 from bot import blocks
 from bot import events as ev
+from bot.blocks.board import Row
+from bot.board import OPEN_AFTER_S, Board, Boards, is_news, row_change
 from bot.cards import card, with_mentions
 from bot.clock import Clock
-from bot.outbox import OUTCOME, PROGRESS, STEP, Outbox
-from bot.states import FINISHED, State
+from bot.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
+from bot.states import ACTIVE, FINISHED, State
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Notifier:
     require_approval: bool
     _steps: dict[int, _Step] = field(default_factory=dict)
     _channels: dict[int, str] = field(default_factory=dict)
+    _boards: Boards = field(default_factory=Boards)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- what the desk calls -------------------------------------------------------------
@@ -84,7 +88,11 @@ class Notifier:
         )
 
     def _post_lane(self, request_id: int) -> str:
-        """Posts spend their channel's budget (cached: a request never changes channel)."""
+        """Posts spend their channel's budget."""
+        return f"post:{self._channel(request_id)}"
+
+    def _channel(self, request_id: int) -> str:
+        """Cached: a request never changes channel."""
         with self._lock:
             channel = self._channels.get(request_id)
         if channel is None:
@@ -92,11 +100,12 @@ class Notifier:
             channel = (req.channel if req else None) or ""
             with self._lock:
                 self._channels[request_id] = channel
-        return f"post:{channel}"
+        return channel
 
     # -- engine events ---------------------------------------------------------------------
     def __call__(self, event: ev.Event) -> None:
         rid, now = event.request_id, self.clock.now()
+        self._tell_board(event)
         match event:
             case ev.StateChanged(state=state, text=text):
                 if state in FINISHED and state not in _SILENT_STATES:
@@ -138,6 +147,42 @@ class Notifier:
                 line = blocks.thread_line(with_mentions(text), now, "✅")
                 self._announce(rid, line, State.SUCCEEDED)
                 self.refresh(rid)
+
+    def _tell_board(self, event: ev.Event) -> None:
+        """Put the news on the channel's board; open one if the news would be late."""
+        change = row_change(event)
+        if change is None:
+            return
+        channel = self._channel(event.request_id)
+        board = self._boards.get(channel, event.request_id)
+        if board is None:
+            if not is_news(event) or self.outbox.delay(f"post:{channel}") <= OPEN_AFTER_S:
+                return
+            active = [r for r in self.store.in_states(*ACTIVE) if r.channel == channel]
+            board = self._boards.open(channel, [self._row(r) for r in active])
+        row = board.rows.get(event.request_id)
+        if row is None:
+            req = self.store.get(event.request_id)
+            if req is None:
+                return
+            row = self._row(req)
+        self._boards.note(board, row, change)
+        self.outbox.put(
+            BOARD if is_news(event) else STEP,
+            lambda: self._send_board(board),
+            key=f"board:{channel}:{id(board)}",
+            lane="update" if board.ts else f"post:{channel}",
+            paced=not is_news(event),
+        )
+
+    def _row(self, req: Request) -> Row:
+        """A request as the board first shows it: its running step, if it has one."""
+        _, dest = self.card(req).route
+        with self._lock:
+            step = self._steps.get(req.id) if req.state == State.RUNNING else None
+        if step is not None:
+            return Row(req.id, req.vm_name, dest, str(req.state), step.text, step.fraction)
+        return Row(req.id, req.vm_name, dest, str(req.state), str(req.state))
 
     def _outcome(
         self, rid: int, success: bool, text: str, next_step: str = "", vm_down: bool = False
@@ -213,6 +258,13 @@ class Notifier:
             **message,
         )
         return str(answer["ts"])
+
+    def _send_board(self, board: Board) -> None:
+        message = self._boards.message(board, self.clock.now())
+        if board.ts is None:
+            board.ts = str(self.client.chat_postMessage(channel=board.channel, **message)["ts"])
+        else:
+            self.client.chat_update(channel=board.channel, ts=board.ts, **message)
 
     def _edit_step(self, rid: int, step: _Step, message: dict[str, Any]) -> None:
         if step.ts is None:

@@ -1,14 +1,15 @@
 """One queue for every Slack Web API call the bot makes on its own (not replies to a press).
 
 Slack's budget is per workspace and per channel, so one worker sends in priority order:
-outcomes first, then step changes and request messages, then progress edits, and paces
-each call to its method's limit (a token bucket per channel for posts, one for the
-workspace's edits), so it does not send what Slack would refuse with a 429. A job with a
-`key` is coalesced: queuing it again replaces what it will send but keeps its place, and
-keyed jobs are spaced `min_interval` apart, so a migration reporting progress every
-second costs one edit every few seconds. slack_sdk's retry handlers answer 429 and 5xx;
-a job that still fails is retried with back-off until it gets through or `attempts` run
-out (a Slack outage must not cost the final state).
+a busy channel's board, outcomes, then step changes and request messages, then progress
+edits, and paces each call to its method's limit (a token bucket per channel for posts,
+one for the workspace's edits), so it does not send what Slack would refuse with a 429.
+Progress edits take what is left: they leave `RESERVE` calls of each budget for news. A
+job with a `key` is coalesced: queuing it again replaces what it will send but keeps its
+place, and paced jobs (progress, by default) are spaced `min_interval` apart, so a
+migration reporting progress every second costs one edit every few seconds. slack_sdk's
+retry handlers answer 429 and 5xx; a job that still fails is retried with back-off until
+it gets through or `attempts` run out (a Slack outage must not cost the final state).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger(__name__)
 
-OUTCOME, STEP, PROGRESS = 0, 1, 2
+BOARD, OUTCOME, STEP, PROGRESS = -1, 0, 1, 2
+RESERVE = 1.0  # calls of each budget that progress edits leave for news
 PERMANENT = {
     "channel_not_found",
     "not_in_channel",
@@ -50,10 +52,10 @@ class _Bucket:
     tokens: float
     at: float
 
-    def ready_in(self, now: float) -> float:
-        """Seconds until a call fits the budget (0: now)."""
+    def ready_in(self, now: float, need: float = 1.0) -> float:
+        """Seconds until `need` calls fit the budget (0: now)."""
         tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        return 0.0 if tokens >= need else (need - tokens) / self.rate
 
     def take(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate) - 1
@@ -98,7 +100,11 @@ class Outbox:
         send: Callable[[], None],
         key: str | None = None,
         lane: str | None = None,
+        paced: bool | None = None,
     ) -> None:
+        """Queue `send`; `paced` (default: progress) keeps a keyed job `min_interval` from
+        its last send, unpaced news goes as soon as its budget allows."""
+        paced = priority >= PROGRESS if paced is None else paced
         with self._cond:
             job = self._keyed.get(key) if key else None
             if job is not None:
@@ -109,7 +115,7 @@ class Outbox:
                     self._keyed[key] = job
                     job.not_before = self._last_sent.get(key, -1e9) + self.min_interval
                 self._jobs.append(job)
-            if priority < PROGRESS:
+            if not paced:
                 job.not_before = min(job.not_before, self.monotonic())  # a final edit waits not
             self._cond.notify()
 
@@ -138,7 +144,8 @@ class Outbox:
             while not self._stopping:
                 now = self.monotonic()
                 waits = {
-                    id(j): max(j.not_before - now, self._budget(j.lane, now)) for j in self._jobs
+                    id(j): max(j.not_before - now, self._budget(j.lane, now, j.priority))
+                    for j in self._jobs
                 }
                 ready = [j for j in self._jobs if waits[id(j)] <= 0]
                 if ready:
@@ -155,15 +162,26 @@ class Outbox:
                 self._cond.wait(max(0.01, min(wait, 1.0)))
         return None
 
-    def _budget(self, lane: str | None, now: float) -> float:
+    def delay(self, lane: str) -> float:
+        """Seconds a news call queued now in `lane` would wait for the jobs ahead of it."""
+        with self._cond:
+            now = self.monotonic()
+            ahead = sum(1 for j in self._jobs if j.lane == lane and j.priority < PROGRESS)
+            return self._bucket(lane, now).ready_in(now, ahead + 1.0)
+
+    def _budget(self, lane: str | None, now: float, priority: int) -> float:
         """Seconds until `lane` may spend a call (Slack's limit for that method)."""
         if lane is None:
             return 0.0
+        need = 1.0 + (RESERVE if priority >= PROGRESS else 0.0)
+        return self._bucket(lane, now).ready_in(now, need)
+
+    def _bucket(self, lane: str, now: float) -> _Bucket:
         bucket = self._buckets.get(lane)
         if bucket is None:
             rate, burst = LANES[lane.split(":")[0]]
             bucket = self._buckets[lane] = _Bucket(rate, burst, burst, now)
-        return bucket.ready_in(now)
+        return bucket
 
     def _work(self) -> None:
         while (job := self._next()) is not None:

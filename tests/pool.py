@@ -12,6 +12,7 @@ import XenAPI
 
 from bot.clock import ManualClock
 from bot.simulator import Simulator, SimulatorServer, simulator
+from bot.simulator.scenario import load
 
 
 @dataclass
@@ -96,7 +97,18 @@ class Ticker:
 def demo_pool() -> Iterator[Pool]:
     """The built-in demo scenario on a manual clock, served on 127.0.0.N."""
     clock = ManualClock()
-    sim = simulator("demo", clock=clock)
+    yield from _serve(simulator("demo", clock=clock), clock)
+
+
+def scenario_pool(data: dict[str, Any]) -> Iterator[Pool]:
+    """A scenario (e.g. `scenario.generate()`'s) on a manual clock, served like the demo."""
+    clock = ManualClock()
+    sim = Simulator(clock=clock)
+    load(sim, data)
+    yield from _serve(sim, clock)
+
+
+def _serve(sim: Simulator, clock: ManualClock) -> Iterator[Pool]:
     with SimulatorServer(sim) as server:
         p = Pool(sim, server, clock, None, [])  # type: ignore[arg-type]
         p.session = p.login()

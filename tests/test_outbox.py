@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.outbox import OUTCOME, PROGRESS, STEP, Outbox
+from bot.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
 
 
 class FakeTime:
@@ -80,4 +81,31 @@ def test_a_failing_call_is_retried_and_a_permanent_refusal_is_not() -> None:
         threading.Event().wait(0.01)
     assert outbox.flush(5)
     assert tries == {"flaky": 3, "refused": 1}
+    outbox.stop()
+
+
+def test_delay_counts_the_news_queued_ahead_in_a_lane() -> None:
+    """A channel's posts: two go at once (the burst), then one each 1/0.9 s."""
+    outbox = Outbox(monotonic=FakeTime())  # not started: what is queued stays queued
+    assert outbox.delay("post:C1") == 0.0
+    for _ in range(4):
+        outbox.put(STEP, lambda: None, lane="post:C1")
+    outbox.put(PROGRESS, lambda: None, key="step:1", lane="post:C1")  # not news: not counted
+    assert outbox.delay("post:C1") == pytest.approx(3 / 0.9)  # 5th news: 3 tokens short
+    assert outbox.delay("post:C2") == 0.0  # another channel's budget is its own
+
+
+def test_progress_leaves_a_call_of_the_budget_for_news() -> None:
+    """With one edit left in the workspace's budget, a progress edit waits; news takes it."""
+    clock, sent = FakeTime(), []
+    outbox = Outbox(monotonic=clock).start()
+    for n in range(3):  # spend 3 of the 4-edit burst
+        outbox.put(STEP, lambda n=n: sent.append(f"news {n}"), lane="update")
+    assert outbox.flush(5)
+    outbox.put(PROGRESS, lambda: sent.append("progress"), key="step:1", lane="update")
+    assert not outbox.flush(0.3) and "progress" not in sent  # would spend the reserve
+    outbox.put(BOARD, lambda: sent.append("board"), key="board:C1", lane="update")
+    assert not outbox.flush(0.3) and sent[-1] == "board"  # news goes at once
+    clock.now += 2 / (45 / 60)  # two edits' worth of refill: progress may go now
+    assert outbox.flush(5) and sent[-1] == "progress"
     outbox.stop()

@@ -88,6 +88,7 @@ def test_approve_runs_with_progress_in_the_thread(bot: Bot) -> None:
     assert len(steps) == 3, texts  # shutdown, migrate, start: each its own message
     assert bot.until(lambda: "succeeded" in bot.text_of(1).lower())
     assert buttons(bot.request_message(1)["blocks"]) == []
+    assert len(bot.slack.messages(CHANNEL)) == 1  # one migration: its thread keeps up, no board
 
 
 @pytest.mark.parametrize(

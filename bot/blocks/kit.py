@@ -108,6 +108,18 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": mrkdwn(text)}
 
 
+def sections(heading: str, lines: list[str]) -> list[dict[str, Any]]:
+    """Lines packed into as few sections as the 3,000-character limit allows."""
+    blocks, chunk = [], [heading]
+    for line in lines:
+        if len("\n".join([*chunk, line])) > SECTION:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    blocks.append(section("\n".join(chunk)))
+    return blocks
+
+
 def context(*texts: str) -> dict[str, Any]:
     """A small grey line; each text is mrkdwn the caller has escaped."""
     parts = [t for t in texts if t][:CONTEXT_ELEMENTS]

@@ -9,7 +9,6 @@ from typing import Any
 from bot.blocks.buttons import request_buttons
 from bot.blocks.card import Card, content, fallback, state_words, status_line
 from bot.blocks.kit import (
-    SECTION,
     Message,
     actions,
     context,
@@ -19,6 +18,7 @@ from bot.blocks.kit import (
     message,
     name,
     section,
+    sections,
 )
 from bot.plan import format_duration
 
@@ -73,7 +73,7 @@ def request_list(items: list[Card], finished: list[Card], permalinks: dict[int, 
     for heading, cards, budget in groups:
         if cards:
             lines = fit([list_line(c, permalinks) for c in cards], budget)
-            blocks += _sections(f"*{heading}*", lines)
+            blocks += sections(f"*{heading}*", lines)
     return message(f"{len(items)} open, {len(last)} finished shown", blocks)
 
 
@@ -93,15 +93,3 @@ def _step_line(step: tuple[str, str, float | None]) -> str:
     step_name, state, seconds = step
     line = f"{_STEP_ICONS.get(state, '•')} {name(step_name)} {escape(state)}"
     return line + (f" · {format_duration(seconds)}" if seconds is not None else "")
-
-
-def _sections(heading: str, lines: list[str]) -> list[dict[str, Any]]:
-    """Lines packed into as few sections as the 3,000-character limit allows."""
-    blocks, chunk = [], [heading]
-    for line in lines:
-        if len("\n".join([*chunk, line])) > SECTION:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    blocks.append(section("\n".join(chunk)))
-    return blocks
