@@ -767,12 +767,14 @@ def test_board_says_busy_while_running_and_all_ended_at_the_end():
 
 
 def test_board_leaves_the_oldest_ended_rows_to_their_threads():
-    """Beyond 40 rows the oldest finished ones are counted, the running ones all shown."""
-    rows = [replace(r, state="succeeded", finished=True) for r in board_rows(30)]
-    rows += [BoardRow(i, "vm", "host3", "running", "migrating") for i in range(31, 61)]
-    text = "\n".join(mrkdwn_texts(board_message(rows, 0))[1:])
+    """Beyond 100 rows the oldest finished ones are counted, the running ones all shown."""
+    rows = [replace(r, state="succeeded", finished=True) for r in board_rows(60)]
+    rows += [BoardRow(i, "vm", "host3", "running", "migrating") for i in range(61, 121)]
+    message = board_message(rows, 0)
+    text = "\n".join(mrkdwn_texts(message)[1:])
     assert "… and 20 that ended earlier (see their threads)" in text
-    assert "#20 " not in text and "#21 " in text and "#60 " in text
+    assert "#20 " not in text and "#21 " in text and "#120 " in text
+    assert_limits(message)
 
 
 def test_worst_case_board_fits_slack_limits_and_pings_nobody():

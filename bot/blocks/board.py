@@ -22,8 +22,8 @@ from bot.blocks.kit import (
     sections,
 )
 
-MAX_ROWS = 40  # beyond it the oldest finished rows are left to their threads
-BUDGET = 11_000  # characters of rows: a handful of sections, a message Slack shows whole
+MAX_ROWS = 100  # beyond it the oldest finished rows are left to their threads
+BUDGET = 12_000  # characters of rows: a few sections, well inside a message's limits
 WHAT = 160  # characters of a row's news
 ICONS = {
     "running": "⏳",

@@ -11,6 +11,7 @@ right for functional tests and wrong for latency.)
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -331,6 +332,59 @@ def step_message(slack: SlackDouble, thread_ts: str, marker: str) -> SlackStep |
     return SlackStep(posted, shown)
 
 
+# A board row: `⏳ #12 *vm00001* → host02 · migrating 45%` (bot.blocks.board.board_line).
+_ROW = re.compile(r"^(\S+) #(\d+) .*? · (.*)$", re.M)
+BOARD_TEXT = "migrations in this channel"
+
+
+def board_rows(slack: SlackDouble) -> dict[int, list[tuple[float, str]]]:
+    """Every version of each request's row on the channel's boards: (when Slack had it,
+    the row), from each board's post and each of its edits."""
+    rows: dict[int, list[tuple[float, str]]] = {}
+    for board in slack.messages(CHANNEL):
+        if not board.text.startswith(BOARD_TEXT):
+            continue
+        first = board.history[0] if board.history else board
+        versions = [(float(board.ts), first.blocks)]
+        versions += [
+            (c.at, c.args.get("blocks", []))
+            for c in slack.calls_to("chat.update")
+            if c.status == 200 and c.args.get("ts") == board.ts
+        ]
+        for at, blocks in versions:
+            for match in _ROW.finditer(_section_text(blocks)):
+                rows.setdefault(int(match[2]), []).append((at, match[0]))
+    return rows
+
+
+def _section_text(blocks: Any) -> str:
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section")
+
+
+def with_board(step: SlackStep | None, rows: list[tuple[float, str]]) -> SlackStep | None:
+    """The migrate step as Slack showed it anywhere: its thread message or its board row."""
+    shown = []
+    for at, row in rows:
+        icon, _, what = row.partition(" ")
+        if icon in ("✅", "❌") or " · migrate done" in what:
+            shown.append((at, 100.0, "✅ " + what))
+        elif " · migrating" in what:
+            shown.append((at, _percent(what), what))
+    if step is not None:
+        shown += step.shown
+    if not shown:
+        return None
+    shown.sort(key=lambda s: s[0])
+    return SlackStep(shown[0][0], shown)
+
+
+def board_outcome(rows: list[tuple[float, str]]) -> float | None:
+    """When the board first showed how the request ended."""
+    return next((at for at, row in sorted(rows) if row[:1] in ("✅", "❌")), None)
+
+
 def _percent(text: str) -> float:
     if text.startswith("✅"):
         return 100.0
@@ -376,7 +430,8 @@ class FleetRun:
     limits: bool
     requests: list[dict[str, Any]]  # id, state, thread_ts, message_ts, task (migrate task ref)
     threads: dict[int, list[Any]]  # request id -> its thread's replies (Slack double copies)
-    steps: dict[int, SlackStep | None]  # request id -> its migrate step message
+    steps: dict[int, SlackStep | None]  # request id -> its migrate step, thread or board
+    board: dict[int, list[tuple[float, str]]]  # request id -> its board row's versions
     cards: dict[str, str]  # request message ts -> its text (the card's one line) at the end
     calls: list[Any]  # every Web API call the double saw (with status and time)
     marks: dict[str, float]  # wall-clock times of the run's phases
@@ -385,6 +440,12 @@ class FleetRun:
     log: str
 
     def told(self, request_id: int) -> float | None:
+        """When the outcome reached Slack: the broadcast reply, or the board if earlier."""
+        found = [float(m.ts) for m in self.threads[request_id] if m.reply_broadcast]
+        found += [at for at in [board_outcome(self.board.get(request_id, []))] if at]
+        return min(found) if found else None
+
+    def in_thread(self, request_id: int) -> float | None:
         """When the outcome (the broadcast reply) reached the request's thread."""
         found = [float(m.ts) for m in self.threads[request_id] if m.reply_broadcast]
         return min(found) if found else None
@@ -449,7 +510,13 @@ def run_fleet(
                 pid = bot.pid
             marks["stopped"] = time.time()
             replies = {r["id"]: slack.replies(CHANNEL, r["thread_ts"]) for r in threads}
-            steps = {r["id"]: step_message(slack, r["thread_ts"], "migrating") for r in threads}
+            board = board_rows(slack)
+            steps = {
+                r["id"]: with_board(
+                    step_message(slack, r["thread_ts"], "migrating"), board.get(r["id"], [])
+                )
+                for r in threads
+            }
             cards = {m.ts: m.text for m in slack.messages(CHANNEL)}
             calls = slack.calls
             log = bot.log.read_text(errors="replace")
@@ -463,6 +530,7 @@ def run_fleet(
         requests,
         replies,
         steps,
+        board,
         cards,
         calls,
         marks,

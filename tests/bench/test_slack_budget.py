@@ -24,11 +24,12 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.slackdouble.limits import POST_BURST, POST_PER_SECOND, TIERS
-from tests.bench._fleet import FleetRun, command_line, median, run_fleet
+from tests.bench._fleet import BOARD_TEXT, FleetRun, command_line, median, run_fleet
 
 MIGRATE = "Async.VM.pool_migrate"
 # One /migrate every 1.1 s, as one person types them, so the filing itself stays within
@@ -54,7 +55,7 @@ def _kind(call: Any) -> str:
         return call.method
     args = call.args
     if not args.get("thread_ts"):
-        return "request message"
+        return "board" if str(args.get("text", "")).startswith(BOARD_TEXT) else "request message"
     if args.get("reply_broadcast") in (True, "true", "1", 1):
         return "outcome"
     text = str(args.get("text", ""))
@@ -90,14 +91,18 @@ def test_slack_budget(tmp_path: Path) -> None:
     migrates = run.recorder.labelled(MIGRATE)
     states = Counter(r["state"] for r in run.requests)
     filed = [r for r in run.requests if r["thread_ts"]]
-    told = {r["id"]: run.told(r["id"]) for r in filed}
-    delays = [
-        t - migrates[r["task"]].finished
-        for r in filed
-        if (t := told[r["id"]]) is not None
-        and r["task"] in migrates
-        and migrates[r["task"]].finished
-    ]
+    told = {r["id"]: run.in_thread(r["id"]) for r in filed}
+
+    def after_end(when: Callable[[int], float | None]) -> list[float]:
+        """For each request: `when` minus the time its migrate task ended."""
+        out = []
+        for r in filed:
+            task, at = migrates.get(r["task"]), when(r["id"])
+            if task is not None and task.finished and at is not None:
+                out.append(at - task.finished)
+        return out
+
+    shown, delays = after_end(run.told), after_end(told.get)
     limited = [c for c in run.calls if c.status == 429]
     last_end = max((t.finished or 0.0) for t in migrates.values()) if migrates else 0.0
     last_told = max((t for t in told.values() if t), default=0.0)
@@ -143,6 +148,12 @@ def test_slack_budget(tmp_path: Path) -> None:
             f"min {min(delays):.1f}, median {median(delays):.1f}, max {max(delays):.1f}"
             if delays
             else "none delivered"
+        ),
+        "outcome shown (xapi task ended -> board or thread, real s): "
+        + (
+            f"min {min(shown):.1f}, median {median(shown):.1f}, max {max(shown):.1f}"
+            if shown
+            else "none shown"
         ),
         f"last task ended {last_end - run.marks['filed']:.0f} s after filing ended; last outcome "
         f"told {last_told - run.marks['filed']:.0f} s after",
