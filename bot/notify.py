@@ -66,7 +66,9 @@ class Notifier:
             channel=req.channel or "", thread_ts=req.thread_ts, **message
         )
         ts = answer["ts"]
-        return self.store.update(req.id, message_ts=ts, thread_ts=req.thread_ts or ts)
+        posted = self.store.update(req.id, message_ts=ts, thread_ts=req.thread_ts or ts)
+        self.store.shown(req.id, req.revision)
+        return posted
 
     def later(self, req: Request) -> None:
         """Post the request message through the outbox (Slack was busy when it was filed)."""
@@ -207,10 +209,10 @@ class Notifier:
 
     def catch_up(self) -> None:
         """At start-up: post what a crash or a Slack outage kept from the threads, and bring
-        the open requests' messages up to date (edits queued at the last stop may be lost)."""
-        for req in self.store.open_requests():
-            if req.message_ts:
-                self.refresh(req.id)
+        up to date each request message older than its request (an edit still queued at
+        the last stop, or lost in a crash)."""
+        for req in self.store.unshown():
+            self.refresh(req.id)
         for req in self.store.unannounced():
             if req.message_ts is None:
                 self.later(req)
@@ -245,6 +247,7 @@ class Notifier:
             return
         message = blocks.request_message(self.card(req))
         self.client.chat_update(channel=req.channel or "", ts=req.message_ts, **message)
+        self.store.shown(req.id, req.revision)
 
     def _post(self, request_id: int, message: dict[str, Any], broadcast: bool = False) -> str:
         req = self.store.get(request_id)

@@ -71,6 +71,7 @@ REQUESTS = sa.Table(
     sa.Column("started_at", sa.Double),
     sa.Column("finished_at", sa.Double),
     sa.Column("announced", sa.String(16)),  # the last state the thread was told about
+    sa.Column("shown_revision", sa.Integer),  # the revision the request message shows
     sa.Index("requests_state", "state"),
     sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
 )
@@ -121,7 +122,7 @@ AUDIT = sa.Table(
 )
 
 # Columns only the store writes: the state moves through `transition` alone.
-_STORE_OWNED = frozenset({"id", "state", "revision", "created_at", "updated_at"})
+_STORE_OWNED = frozenset({"id", "state", "revision", "created_at", "updated_at", "shown_revision"})
 _SETTABLE = frozenset(REQUESTS.c.keys()) - _STORE_OWNED
 
 
@@ -154,6 +155,7 @@ class Request:
     started_at: float | None
     finished_at: float | None
     announced: str | None = None  # the last state whose news reached Slack
+    shown_revision: int | None = None  # the revision the request message last showed
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,26 @@ class Store:
         )
         query = sa.select(REQUESTS).where(sa.or_(ended, unposted)).order_by(REQUESTS.c.id)
         return self._requests(query)
+
+    def unshown(self) -> list[Request]:
+        """Requests whose message in Slack is older than the request (an edit lost in a
+        crash, or still queued at the last stop)."""
+        stale = sa.or_(
+            REQUESTS.c.shown_revision.is_(None), REQUESTS.c.shown_revision < REQUESTS.c.revision
+        )
+        query = sa.select(REQUESTS).where(REQUESTS.c.message_ts.is_not(None), stale)
+        return self._requests(query.order_by(REQUESTS.c.id))
+
+    def shown(self, request_id: int, revision: int) -> None:
+        """Slack shows the request message at `revision` (not a change of the request:
+        `updated_at` stays)."""
+        newer = sa.or_(REQUESTS.c.shown_revision.is_(None), REQUESTS.c.shown_revision < revision)
+        with self._write() as conn:
+            conn.execute(
+                sa.update(REQUESTS)
+                .where(REQUESTS.c.id == request_id, newer)
+                .values(shown_revision=revision)
+            )
 
     def in_states(self, *states: State, changed_since: float | None = None) -> list[Request]:
         """Requests in `states`; with `changed_since`, only those changed since then (so a

@@ -42,3 +42,24 @@ def test_an_outcome_slack_refused_is_posted_by_the_next_start(pool: Pool, tmp_pa
             told = bot.until(lambda: [m for m in bot.thread(rid) if m.reply_broadcast])
             assert "vm02 is running on host3" in told[0].text
             assert bot.until(lambda: bot.request(rid).announced == State.SUCCEEDED)
+
+
+def test_a_request_message_edit_lost_at_a_stop_is_made_by_the_next_start(
+    pool: Pool, tmp_path: Path
+) -> None:
+    """Slack refuses edits while the run ends and the bot stops: the request message still
+    says "running"; the next start brings it to "succeeded"."""
+    with slack_double() as slack:
+        with serving(pool, tmp_path, slack) as bot:
+            rid = filed(bot, "vm02 to host3")
+            slack.fail_next("chat.update", status=500, times=10_000)
+            bot.press("approve", rid, "ULEAD")
+            assert bot.state(rid, State.SUCCEEDED).state == State.SUCCEEDED
+            assert bot.until(lambda: [m for m in bot.thread(rid) if m.reply_broadcast])
+            stale = bot.request(rid)
+        assert stale.shown_revision is not None and stale.shown_revision < stale.revision
+        assert "succeeded" not in slack.message(CHANNEL, stale.message_ts or "").text
+        slack.clear_faults()
+        with serving(pool, tmp_path, slack) as bot:  # same database, Slack is back
+            assert bot.until(lambda: "succeeded" in bot.text_of(rid))
+            assert bot.until(lambda: bot.request(rid).shown_revision == stale.revision)

@@ -476,7 +476,7 @@ def test_upgrade_is_idempotent(url: str, clock: ManualClock) -> None:
             versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     finally:
         engine.dispose()
-    assert [tuple(v) for v in versions] == [("0002",)]
+    assert [tuple(v) for v in versions] == [("0003",)]
 
 
 def test_migrations_match_the_tables(store: Store, url: str) -> None:
@@ -516,3 +516,20 @@ def test_sqlite_uses_wal(tmp_path: Path, clock: ManualClock) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         connection.close()
+
+
+def test_unshown_lists_messages_older_than_their_request(store: Store) -> None:
+    """A request message counts as shown at the revision Slack last accepted; a later
+    change (or a message never confirmed) makes it unshown, finished requests included."""
+    unposted = new(store, vm_uuid="vm-0")  # no message yet: nothing to edit
+    req = store.update(new(store).id, message_ts="1.0", thread_ts="1.0")
+    assert [r.id for r in store.unshown()] == [req.id]
+    store.shown(req.id, req.revision)
+    assert store.unshown() == []
+    moved = approve(store, req.id)
+    assert moved is not None and [r.id for r in store.unshown()] == [req.id]
+    store.shown(req.id, moved.revision)
+    store.shown(req.id, req.revision)  # a slower, older edit never goes back
+    assert store.unshown() == [] and store.get(req.id).shown_revision == moved.revision
+    assert store.get(req.id).updated_at == moved.updated_at  # showing is not a change
+    assert store.get(unposted.id).shown_revision is None
