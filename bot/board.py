@@ -2,7 +2,8 @@
 
 Slack takes about one post a second per channel. When many migrations run in one channel
 their thread lines queue behind each other, so the notifier opens a board in the channel
-as soon as news there would wait more than `OPEN_AFTER_S` for the post budget: one
+as soon as news there would wait more than `OPEN_AFTER_S` for the post budget and at
+least `MIN_ROWS` requests are under way there: one
 message, edited in place, that carries every request's step changes and outcome at once
 (an edit per change, in the workspace's edit budget). The threads still get every line,
 only later. When every row has ended the board says so; it keeps taking news of its own
@@ -26,6 +27,7 @@ from bot.blocks.kit import Message
 from bot.states import FINISHED, State
 
 OPEN_AFTER_S = 1.5  # news later than this (plus sending) would miss Slack within 2 s
+MIN_ROWS = 2  # one migration alone is its own thread, however its lines bunch up
 _WORDS = {State.APPROVED: "approved", State.SCHEDULED: "waiting for its window"}
 
 

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot import events as ev
 from bot.blocks.board import Row
-from bot.board import OPEN_AFTER_S, Board, Boards, is_news, row_change
+from bot.board import MIN_ROWS, OPEN_AFTER_S, Board, Boards, is_news, row_change
 from bot.cards import card, with_mentions
 from bot.clock import Clock
 from bot.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
@@ -161,6 +161,8 @@ class Notifier:
             if not is_news(event) or self.outbox.delay(f"post:{channel}") <= OPEN_AFTER_S:
                 return
             active = [r for r in self.store.in_states(*ACTIVE) if r.channel == channel]
+            if len({r.id for r in active} | {event.request_id}) < MIN_ROWS:
+                return
             board = self._boards.open(channel, [self._row(r) for r in active])
         row = board.rows.get(event.request_id)
         if row is None:

@@ -164,6 +164,8 @@ def test_failed_live_run_offers_retry_offline_in_the_thread(bot: Bot) -> None:
     assert bot.request(second).thread_ts == bot.request(first).thread_ts  # same thread
     bot.press("approve", second, "ULEAD")
     assert bot.state(second, State.SUCCEEDED, State.FAILED).state == State.SUCCEEDED
+    assert bot.service.front.outbox.flush(30)
+    assert len(bot.slack.messages(CHANNEL)) == 1  # its lines bunch up, but one at a time: no board
 
 
 def test_stuck_vm_gets_a_toolstack_button_for_approvers(bot: Bot) -> None:
