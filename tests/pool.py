@@ -12,6 +12,7 @@ import XenAPI
 
 from bot.clock import ManualClock
 from bot.simulator import Simulator, SimulatorServer, simulator
+from bot.simulator.faults import Timing
 from bot.simulator.scenario import load
 
 
@@ -103,7 +104,7 @@ def demo_pool() -> Iterator[Pool]:
 def scenario_pool(data: dict[str, Any]) -> Iterator[Pool]:
     """A scenario (e.g. `scenario.generate()`'s) on a manual clock, served like the demo."""
     clock = ManualClock()
-    sim = Simulator(clock=clock)
+    sim = Simulator(clock=clock, timing=Timing(**data.get("timing", {})))
     load(sim, data)
     yield from _serve(sim, clock)
 

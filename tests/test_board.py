@@ -17,7 +17,7 @@ import pytest
 from bot import events as ev
 from bot.blocks.board import Row
 from bot.board import Boards, is_news, row_change
-from bot.simulator.scenario import generate
+from bot.simulator.scenario import GIB, generate
 from bot.slackdouble import SlackDouble
 from bot.states import State
 from tests.pool import Pool, scenario_pool
@@ -81,7 +81,11 @@ def test_an_ended_board_takes_only_its_own_requests_news() -> None:
 # -- end to end --------------------------------------------------------------------------------
 @pytest.fixture
 def busy_pool() -> Iterator[Pool]:
-    yield from scenario_pool(generate(vms=12, hosts=3, srs=4, seed=3))
+    """Live moves of 30 to 120 s of the pool's time (about 1 to 2 s of real time in the
+    rig): all five are still running when the last is approved."""
+    data = generate(vms=12, hosts=3, srs=4, seed=3)
+    data["timing"] = {"memory_bytes_per_s": GIB / 30}
+    yield from scenario_pool(data)
 
 
 def _moves(pool: Pool) -> list[tuple[str, str]]:
@@ -128,6 +132,7 @@ def test_many_migrations_in_one_channel_get_a_board(busy_pool: Pool, tmp_path: P
         text = "\n".join(b["text"]["text"] for b in boards[0].blocks if b["type"] == "section")
         assert "All 5 migrations on this board have ended" in text
         assert _board_rows(text) == dict.fromkeys(ids, "✅"), text
+        assert boards[0].edits >= 1  # posted while they ran, edited as they ended
         edits = [c.at for c in slack.calls_to("chat.update") if c.args["ts"] == boards[0].ts]
         shown = max([float(boards[0].ts), *edits])  # its last version reached Slack
         outcomes = [float(m.ts) for i in ids for m in bot.thread(i) if m.reply_broadcast]
