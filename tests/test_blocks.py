@@ -757,7 +757,11 @@ def test_board_says_busy_while_running_and_all_ended_at_the_end():
     """The heading explains why the board is there, then says when everyone has ended."""
     rows = board_rows(3)
     busy = board_message(rows, 0)
-    assert "Busy channel: 3 migrations at once" in mrkdwn_texts(busy)[1]
+    assert "Busy channel: 3 of 3 migrations under way" in mrkdwn_texts(busy)[1]
+    one_done = [replace(rows[0], state="succeeded", finished=True), *rows[1:]]
+    assert (
+        "Busy channel: 2 of 3 migrations under way" in mrkdwn_texts(board_message(one_done, 0))[1]
+    )
     assert "3 running" in busy["text"]
     ended = [replace(r, state="succeeded", finished=True) for r in rows[:2]]
     ended.append(replace(rows[2], state="failed", what="NOT_ENOUGH_MEMORY", finished=True))

@@ -63,12 +63,14 @@ def board_message(rows: list[Row], at: float) -> Message:
     """The board: a heading, the rows by request id, the counts; "all ended" once they are."""
     counts = Counter(row.state for row in rows)
     tally = " · ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    if all(row.finished for row in rows):
+    under_way = sum(not row.finished for row in rows)
+    if not under_way:
         heading = f"*All {len(rows)} migrations on this board have ended.* Their threads tell more."
     else:
         heading = (
-            f"*Busy channel: {len(rows)} migrations at once.* Slack takes about one message "
-            "a second here, so their threads fill in behind; this board is kept current."
+            f"*Busy channel: {under_way} of {len(rows)} migrations under way.* Slack takes "
+            "about one message a second here, so their threads fill in behind; this board is "
+            "kept current."
         )
     shown = sorted(rows, key=lambda r: r.id)
     hidden = [r for r in shown if r.finished][: max(0, len(shown) - MAX_ROWS)]
