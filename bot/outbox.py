@@ -4,7 +4,8 @@ Slack's budget is per workspace and per channel, so one worker sends in priority
 a busy channel's board, outcomes, then step changes and request messages, then progress
 edits, and paces each call to its method's limit (a token bucket per channel for posts,
 one for the workspace's edits), so it does not send what Slack would refuse with a 429.
-Progress edits take what is left: they leave `RESERVE` calls of each budget for news. A
+Below the first rank (a board, an outcome), every call leaves `RESERVE` calls of its
+budget unspent, so the first rank rarely waits for a call something else just took. A
 job with a `key` is coalesced: queuing it again replaces what it will send but keeps its
 place, and paced jobs (progress, by default) are spaced `min_interval` apart, so a
 migration reporting progress every second costs one edit every few seconds. slack_sdk's
@@ -26,7 +27,7 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 BOARD, OUTCOME, STEP, PROGRESS = -1, 0, 1, 2
-RESERVE = 1.0  # calls of each budget that progress edits leave for news
+RESERVE = 1.0  # calls of each budget that step changes and progress leave for the first rank
 PERMANENT = {
     "channel_not_found",
     "not_in_channel",
@@ -173,7 +174,7 @@ class Outbox:
         """Seconds until `lane` may spend a call (Slack's limit for that method)."""
         if lane is None:
             return 0.0
-        need = 1.0 + (RESERVE if priority >= PROGRESS else 0.0)
+        need = 1.0 + (RESERVE if priority > OUTCOME else 0.0)
         return self._bucket(lane, now).ready_in(now, need)
 
     def _bucket(self, lane: str, now: float) -> _Bucket:

@@ -95,17 +95,17 @@ def test_delay_counts_the_news_queued_ahead_in_a_lane() -> None:
     assert outbox.delay("post:C2") == 0.0  # another channel's budget is its own
 
 
-def test_progress_leaves_a_call_of_the_budget_for_news() -> None:
-    """With one edit left in the workspace's budget, a progress edit waits; news takes it."""
+def test_only_the_first_rank_spends_the_last_call_of_a_budget() -> None:
+    """Step changes and progress leave one call of a budget unspent; a board (or an
+    outcome) takes it, so news of the first rank does not wait behind them."""
     clock, sent = FakeTime(), []
     outbox = Outbox(monotonic=clock).start()
-    for n in range(3):  # spend 3 of the 4-edit burst
-        outbox.put(STEP, lambda n=n: sent.append(f"news {n}"), lane="update")
-    assert outbox.flush(5)
+    for n in range(4):  # the workspace's burst is 4 edits: three step changes go
+        outbox.put(STEP, lambda n=n: sent.append(f"step {n}"), lane="update")
     outbox.put(PROGRESS, lambda: sent.append("progress"), key="step:1", lane="update")
-    assert not outbox.flush(0.3) and "progress" not in sent  # would spend the reserve
+    assert not outbox.flush(0.3) and sent == ["step 0", "step 1", "step 2"]
     outbox.put(BOARD, lambda: sent.append("board"), key="board:C1", lane="update")
-    assert not outbox.flush(0.3) and sent[-1] == "board"  # news goes at once
-    clock.now += 2 / (45 / 60)  # two edits' worth of refill: progress may go now
-    assert outbox.flush(5) and sent[-1] == "progress"
+    assert not outbox.flush(0.3) and sent[-1] == "board"  # the last call was kept for it
+    clock.now += 3 / (45 / 60)  # three edits' worth of refill: the rest may go, in order
+    assert outbox.flush(5) and sent[-2:] == ["step 3", "progress"]
     outbox.stop()
