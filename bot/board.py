@@ -5,8 +5,9 @@ their thread lines queue behind each other, so the notifier opens a board in the
 as soon as news there would wait more than `OPEN_AFTER_S` for the post budget while at
 least `MIN_ROWS` requests are under way there: one message, edited in place, that carries
 every request's step changes and outcome at once (an edit per change, in the workspace's
-edit budget). The threads still get every line, only later. When every row has ended the board says so; it keeps taking news of its own
-requests (a late "stuck"), and the next request with late news gets a new board.
+edit budget). The threads still get every line, only later. When every row has ended the
+board says so; it keeps taking news of its own requests (a late "stuck"), and the next
+request with late news gets a new board.
 
 Pure and thread-safe: engine threads report, the outbox worker renders. Boards are not
 stored; after a restart the threads and request messages are brought up to date by the
