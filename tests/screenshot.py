@@ -1,7 +1,6 @@
 """Screenshot an HTML page with headless Chromium: `python tests/screenshot.py PAGE OUT.png`.
 
     python tests/screenshot.py PAGE.html OUT.png [--width 1280] [--height H]
-    python tests/screenshot.py --sample [OUT.png]  # builds /tmp/sample.html, shoots it
 
 Not part of `make test`; needs a `chromium` binary (Debian: `apt-get install -y chromium`;
 `fonts-lato` and `fonts-noto-color-emoji` make it look like Slack, with emoji in colour).
@@ -17,10 +16,6 @@ The picture is then taken with the plain command line,
 
 If measuring fails (an old Chromium, a timeout), the height is a generous guess from the
 page's size (`estimate_height`); `--height` skips measuring altogether.
-
-`--sample` renders a channel like the demo's: a request message for vm01 (host1 -> host3,
-offline, two disks, a checklist with a pass and two warnings with fix buttons) and its
-thread (approved, a finished step, a step at 42 % that was edited, the broadcast outcome).
 """
 
 from __future__ import annotations
@@ -35,13 +30,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot import blocks
-from bot.slackdouble.html import render_html
-from bot.slackdouble.state import Message, Revision
-from bot.slackdouble.transcript import Names
 
 FLAGS = ["--headless=new", "--disable-gpu", "--no-sandbox", "--hide-scrollbars"]
 MAX_HEIGHT = 16_000  # Chromium's own cap on a window is about this
@@ -176,126 +164,14 @@ def estimate_height(page: Path) -> int:
     return max(1200, page.stat().st_size // 12)
 
 
-# --- the sample channel ------------------------------------------------------------------
-
-T0 = 1_764_100_000.0  # Tuesday 25 November 2025, 19:46:40 UTC
-BOT = {"user": "U0BOT", "bot_id": "B0BOT"}
-NAMES = Names(
-    users={"U0BOT": "migrate-bot", "U1": "Alice", "U2": "Bob", "U3": "Carol"},
-    handles={"S1": "vm-approvers"},
-    channels={"C1": "ops", "C2": "infra", "C3": "general"},
-)
-
-
-def sample_card() -> blocks.Card:
-    def check(severity: str, title: str, reason: str, fix: str = "", action: str = "") -> dict:
-        return {
-            "key": title.lower(),
-            "severity": severity,
-            "title": title,
-            "reason": reason,
-            "fix": fix,
-            "action": action or None,
-        }
-
-    summary = {
-        "vm": "vm01",
-        "source": "host1",
-        "dest": "host3",
-        "mode": "offline",
-        "call": "migrate_send",
-        "estimate": "6 min 12 s",
-        "downtime": "4 min",
-        "snapshots": 2,
-        "disks": [
-            {"label": "0 (xvda, 'root')", "size": "40 GiB", "from": "host1-local", "to": "nfs1"},
-            {"label": "1 (xvdb, 'data')", "size": "100 GiB", "from": "nfs1", "to": "nfs1"},
-        ],
-        "checks": [
-            check("pass", "Memory", "8 GiB needed, 23 GiB free on host3"),
-            check("pass", "Storage", "40 GiB to copy, 1.2 TiB free on nfs1"),
-            check("pass", "Network", "host3 sees the VM's networks"),
-            check(
-                "warning",
-                "Snapshots",
-                "2 snapshots would be copied along",
-                "Delete 2 snapshots: the next backup is a full one",
-                "delete_snapshots",
-            ),
-            check(
-                "warning",
-                "Backup",
-                "a backup job runs at 20:00",
-                "Exclude from backup: tag the VM 'xo:no-bak' until the move succeeds",
-                "exclude_backup",
-            ),
-        ],
-    }
-    return blocks.Card(
-        id=42,
-        revision=3,
-        state="pending",
-        requester="U1",
-        summary=summary,
-        approvers="<!subteam^S1>",
-    )
-
-
-def _message(ts: float, built: dict, thread_ts: str | None = None, **extra: object) -> Message:
-    return Message(
-        channel="C1",
-        ts=f"{ts:.6f}",
-        text=built["text"],
-        blocks=built["blocks"],
-        thread_ts=thread_ts,
-        **BOT,
-        **extra,
-    )
-
-
-def sample_page() -> str:
-    card = sample_card()
-    parent = _message(T0, blocks.request_message(card))
-    ts = parent.ts
-    earlier = blocks.step_message("Copy disk 0 (xvda, 'root')", 0.1, 520, "running", None, T0 + 90)
-    running = _message(
-        T0 + 150,
-        blocks.step_message("Copy disk 0 (xvda, 'root')", 0.42, 200, "running", None, T0 + 90),
-        ts,
-        history=[Revision(earlier["text"], earlier["blocks"], T0 + 120)],
-    )
-    thread = [
-        _message(T0 + 30, blocks.thread_line("approved by <@U2>", T0 + 30, "👍"), ts),
-        _message(
-            T0 + 60, blocks.step_message("Shut down vm01", None, None, "done", 24, T0 + 36), ts
-        ),
-        running,
-        _message(
-            T0 + 420,
-            blocks.outcome_message(card, True, "vm01 is running on host3 (moved in 6 min 2 s)"),
-            ts,
-            reply_broadcast=True,
-        ),
-    ]
-    return render_html("ops", [parent], {ts: thread}, NAMES)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("page", nargs="?", help="the HTML file (omit with --sample)")
-    parser.add_argument("out", nargs="?", help="the PNG to write")
+    parser.add_argument("page", help="the HTML file (e.g. `migrate-bot demo --html`'s)")
+    parser.add_argument("out", help="the PNG to write")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, help="skip measuring: the window's height")
-    parser.add_argument("--sample", action="store_true", help="render and shoot the sample")
     args = parser.parse_args(argv)
-    if args.sample:
-        page = Path("/tmp/sample.html")
-        page.write_text(sample_page(), encoding="utf-8")
-        out = Path(args.page or "/tmp/sample.png")
-    elif args.page and args.out:
-        page, out = Path(args.page), Path(args.out)
-    else:
-        parser.error("PAGE and OUT are needed (or --sample)")
+    page, out = Path(args.page), Path(args.out)
     started = time.monotonic()
     height = screenshot(page, out, args.width, args.height)
     took = time.monotonic() - started

@@ -113,9 +113,9 @@ def buttons(blocks: list[dict[str, Any]]) -> list[str]:
     return shown_buttons({"blocks": blocks})
 
 
-def settings_for(pool: Pool, slack: SlackDouble, db: Path, **overrides: Any) -> Settings:
+def settings_for(xen_url: str, slack: SlackDouble, db: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "xen_url": pool.server.url,
+        "xen_url": xen_url,
         "xen_username": "root",
         "xen_password": "secret",
         "slack_bot_token": slack.token,
@@ -143,7 +143,7 @@ def running_bot(
     """
     with contextlib.ExitStack() as stack:
         slack = slack or stack.enter_context(slack_double())
-        settings = settings_for(pool, slack, tmp_path / "bot.db", **overrides)
+        settings = settings_for(pool.server.url, slack, tmp_path / "bot.db", **overrides)
         stack.enter_context(Ticker(pool.clock, step=0.5))
         outbox = Outbox(0.2, retry_seconds=0.1)
         # The pool's clock runs ~50x real time: pause between event batches accordingly.

@@ -16,7 +16,11 @@ def test_command_and_approval_over_socket_mode(pool: Pool, tmp_path: Path) -> No
     """A slash command envelope is acked with the first answer; an approve press runs it."""
     with SlackDouble(users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}) as slack:
         settings = settings_for(
-            pool, slack, tmp_path / "bot.db", bot_mode="socket", slack_app_token=slack.app_token
+            pool.server.url,
+            slack,
+            tmp_path / "bot.db",
+            bot_mode="socket",
+            slack_app_token=slack.app_token,
         )
         with Ticker(pool.clock, step=0.5):
             service = start(settings, "127.0.0.1", pool.clock, Outbox(0.2, retry_seconds=0.1))

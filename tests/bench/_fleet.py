@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 import signal
 import statistics
@@ -24,10 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
-
-import sqlalchemy as sa
 
 from bot.clock import SystemClock
 from bot.outbox import Outbox
@@ -38,7 +34,7 @@ from bot.simulator.scenario import GIB, generate, load
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
 from bot.slackdouble.driver import until as wait_until
-from tests.processes import free_port, healthy
+from tests.processes import bot_env, db_rows, healthy
 from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
 
 T = TypeVar("T")
@@ -165,12 +161,7 @@ def real_time_bot(
     xen_url: str, slack: SlackDouble, tmp_path: Path, **overrides: Any
 ) -> Iterator[RealTimeBot]:
     """The whole bot in-process (HTTP mode), on the wall clock, with production's outbox."""
-    settings = settings_for(
-        SimpleNamespace(server=SimpleNamespace(url=xen_url)),  # type: ignore[arg-type]
-        slack,
-        tmp_path / "bot.db",
-        **overrides,
-    )
+    settings = settings_for(xen_url, slack, tmp_path / "bot.db", **overrides)
     service = start(settings, "127.0.0.1", SystemClock(), Outbox())
     try:
         yield RealTimeBot(
@@ -195,34 +186,15 @@ class BotProcess:
         return self.process.pid
 
     def rows(self, query: str) -> list[Any]:
-        engine = sa.create_engine(self.db_url)
-        try:
-            with engine.connect() as conn:
-                return list(conn.exec_driver_sql(query))
-        finally:
-            engine.dispose()
+        return db_rows(self.db_url, query)
 
 
 @contextlib.contextmanager
 def bot_process(xen_url: str, slack: SlackDouble, folder: Path, **env: str) -> Iterator[BotProcess]:
     """Start `python -m bot run`; on exit SIGTERM it (it flushes its outbox) and wait."""
-    port = free_port()
     db_url = f"sqlite:///{folder / 'bot.db'}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
-    environ = clean | {
-        "XEN_URL": xen_url,
-        "XEN_USERNAME": "root",
-        "XEN_PASSWORD": "secret",
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "BOT_MODE": "http",
-        "BOT_HTTP_PORT": str(port),
-        "BOT_DATABASE_URL": db_url,
-        "BOT_APPROVERS": f"{APPROVER},S1",
-        "BOT_STUCK_GRACE_SECONDS": "3600",
-        **env,
-    }
+    environ = bot_env(xen_url, slack, SECRET, db_url, BOT_APPROVERS=f"{APPROVER},S1", **env)
+    port = int(environ["BOT_HTTP_PORT"])
     log = folder / "bot.log"
     with log.open("wb") as err:
         process = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=environ, stderr=err)

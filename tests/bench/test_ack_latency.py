@@ -700,8 +700,8 @@ def own_process(tmp_path: Path) -> Iterator[Rig]:
         url = process.stdout.readline().strip()
         _control(url, {"fault": "latency", "seconds": LATENCY_S})
         with slack_double() as slack:
-            target: Any = SimpleNamespace(server=SimpleNamespace(url=url))
-            settings = settings_for(target, slack, tmp_path / "bot.db")
+            settings = settings_for(url, slack, tmp_path / "bot.db")
+            target: Any = SimpleNamespace(server=SimpleNamespace(url=url))  # no Pool object here
             service = start(settings, "127.0.0.1", SystemClock(), Outbox(0.2, retry_seconds=0.1))
             try:
                 events = f"{service.web.url}/slack/events"

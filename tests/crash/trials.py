@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import random
 import signal
 import subprocess
@@ -29,16 +28,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import sqlalchemy as sa
 import XenAPI
 
 from bot.simulator.scenario import read
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, until
 from bot.states import State, can
-from tests.processes import free_port, healthy
+from tests.processes import bot_env, db_rows, healthy
 
 T = TypeVar("T")
 SECRET, CHANNEL = "crash-secret", "C1"
@@ -106,7 +104,7 @@ def one_trial(number: int, mode: str, kill_after: float) -> Trial:
         SlackDouble(usergroups={}, users=USERS, channels={CHANNEL: "ops"}) as slack,
     ):
         db = f"sqlite:///{folder}/bot.db"
-        env = _env(xen_url, slack, db)
+        env = bot_env(xen_url, slack, SECRET, db, BOT_APPROVERS="ULEAD")
         with bot(env) as port:
             people = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
             people.command(command, "U1")
@@ -162,36 +160,10 @@ def bot(env: dict[str, str]) -> Iterator[int]:
         process.wait(10)
 
 
-def _env(xen_url: str, slack: SlackDouble, db: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
-    return clean | {
-        "XEN_URL": xen_url,
-        "XEN_USERNAME": "root",
-        "XEN_PASSWORD": "secret",
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "BOT_MODE": "http",
-        "BOT_HTTP_PORT": str(free_port()),
-        "BOT_DATABASE_URL": db,
-        "BOT_APPROVERS": "ULEAD",
-        "BOT_STUCK_GRACE_SECONDS": "3600",
-    }
-
-
 # -- what the store and the pool say ---------------------------------------------------------
-def _rows(db: str, query: str) -> list[Any]:
-    engine = sa.create_engine(db)
-    try:
-        with engine.connect() as conn:
-            return list(conn.exec_driver_sql(query))
-    finally:
-        engine.dispose()
-
-
 def _doing(db: str) -> str:
-    state = _rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
-    steps = _rows(db, "SELECT name, state FROM steps WHERE request_id = 1 ORDER BY id")
+    state = db_rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
+    steps = db_rows(db, "SELECT name, state FROM steps WHERE request_id = 1 ORDER BY id")
     open_steps = [name for name, step_state in steps if step_state in ("issuing", "running")]
     if open_steps:
         return f"during {open_steps[-1]}"
@@ -199,7 +171,7 @@ def _doing(db: str) -> str:
 
 
 def _final(db: str) -> str | None:
-    state = _rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
+    state = db_rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
     return state if state in ("succeeded", "failed", "cancelled") else None
 
 
@@ -219,7 +191,7 @@ def _judge(
 ) -> list[str]:
     problems = []
     if state != "succeeded":
-        outcome = _rows(db, "SELECT outcome FROM requests WHERE id = 1")[0][0]
+        outcome = db_rows(db, "SELECT outcome FROM requests WHERE id = 1")[0][0]
         problems.append(f"ended {state}: {outcome}")
     with urllib.request.urlopen(f"{xen_url}/control/calls") as answer:
         counts = json.loads(answer.read())["counts"]
@@ -257,7 +229,9 @@ def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
 
 def _audit_gaps(db: str) -> list[str]:
     """Every state change follows the transition table from `pending`: no gap, no jump."""
-    actions = [a for (a,) in _rows(db, "SELECT action FROM audit WHERE request_id = 1 ORDER BY id")]
+    actions = [
+        a for (a,) in db_rows(db, "SELECT action FROM audit WHERE request_id = 1 ORDER BY id")
+    ]
     moves = [MOVED_TO[a] for a in actions if a in MOVED_TO]
     problems = []
     if not moves or moves[0] != State.PENDING:
