@@ -31,6 +31,14 @@ def in_an_hour(bot: Bot) -> str:
     return when.strftime("%Y-%m-%dT%H:%MZ")
 
 
+def scheduled(bot: Bot) -> int:
+    """vm02 to host3 with a window an hour from now, approved: waiting for its window."""
+    rid = filed(bot, f"vm02 to host3 at={in_an_hour(bot)}")
+    bot.press("approve", rid, "ULEAD")
+    assert bot.state(rid, State.SCHEDULED)
+    return rid
+
+
 def tick_after(bot: Bot, seconds: float) -> None:
     """Time passes; the scheduler's ticker looks at what is due (as it does every 5 s)."""
     bot.pool.clock.advance(seconds)
@@ -53,9 +61,7 @@ def test_approved_before_the_window_runs_at_the_window(bot: Bot) -> None:
 
 def test_a_blocker_at_the_window_stops_the_run(bot: Bot) -> None:
     """The destination was disabled before the window: nothing moves, the thread says why."""
-    rid = filed(bot, f"vm02 to host3 at={in_an_hour(bot)}")
-    bot.press("approve", rid, "ULEAD")
-    bot.state(rid, State.SCHEDULED)
+    rid = scheduled(bot)
     sim = bot.pool.sim
     sim.db.update("host", bot.pool.ref("host", "host3"), enabled=False)
     tick_after(bot, 3700)
@@ -69,9 +75,7 @@ def test_a_scheduled_request_survives_a_restart(pool: Pool, tmp_path: Path) -> N
     """Approved and scheduled, the bot restarts before the window: the new one runs it."""
     with slack_double() as slack:
         with serving(pool, tmp_path, slack) as first:
-            rid = filed(first, f"vm02 to host3 at={in_an_hour(first)}")
-            first.press("approve", rid, "ULEAD")
-            first.state(rid, State.SCHEDULED)
+            rid = scheduled(first)
         with serving(pool, tmp_path, slack) as second:
             tick_after(second, 3700)
             assert second.state(rid, State.SUCCEEDED, State.FAILED).state == State.SUCCEEDED
@@ -81,9 +85,7 @@ def test_a_window_missed_while_the_bot_was_down(pool: Pool, tmp_path: Path) -> N
     """Down past the window and its grace: the request is marked missed, not run late."""
     with slack_double() as slack:
         with serving(pool, tmp_path, slack) as first:
-            rid = filed(first, f"vm02 to host3 at={in_an_hour(first)}")
-            first.press("approve", rid, "ULEAD")
-            first.state(rid, State.SCHEDULED)
+            rid = scheduled(first)
         pool.clock.advance(3600 + 901)  # the bot is down through the window and the grace
         with serving(pool, tmp_path, slack) as second:
             second.core.jobs.tick()
@@ -108,9 +110,7 @@ def test_unapproved_requests_expire_and_lose_their_buttons(bot: Bot) -> None:
 
 def test_cancel_removes_a_scheduled_request(bot: Bot) -> None:
     """`/migrate cancel N` before the window: it never runs."""
-    rid = filed(bot, f"vm02 to host3 at={in_an_hour(bot)}")
-    bot.press("approve", rid, "ULEAD")
-    bot.state(rid, State.SCHEDULED)
+    rid = scheduled(bot)
     bot.command(f"cancel {rid}", user="U1")
     assert bot.state(rid, State.CANCELLED)
     tick_after(bot, 3700)
