@@ -97,8 +97,7 @@ class Boards:
     def note(self, board: Board, row: Row, change: dict[str, Any]) -> None:
         """Apply `change` to `row` (the board's own, when it has one)."""
         with self._lock:
-            row = dataclasses.replace(board.rows.get(row.id, row), **change)
-            board.rows[row.id] = dataclasses.replace(row, finished=row.state in FINISHED)
+            board.rows[row.id] = dataclasses.replace(board.rows.get(row.id, row), **change)
 
     def message(self, board: Board, at: float) -> Message:
         with self._lock:

@@ -21,6 +21,7 @@ from bot.blocks.kit import (
     name,
     sections,
 )
+from bot.states import FINISHED
 
 MAX_ROWS = 100  # beyond it the oldest finished rows are left to their threads
 BUDGET = 12_000  # characters of rows: a few sections, well inside a message's limits
@@ -48,7 +49,10 @@ class Row:
     state: str  # a bot.states.State value
     what: str  # plain text: "migrating", "vm01 is running on host3 …"
     fraction: float | None = None
-    finished: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
 
 
 def board_line(row: Row) -> str:
