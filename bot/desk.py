@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says "did you mean"
 Reply = Callable[[dict[str, Any]], None]
 INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrate there."
+NOT_ENABLED = "/migrate is not enabled in this channel."
 FIXES = {
     "recheck": "recheck",
     "fix_switch_offline": "switch_offline",
@@ -89,8 +90,19 @@ class Desk:
         self._pool.shutdown(wait=True, cancel_futures=False)
 
     # -- /migrate <vm> to <host> ----------------------------------------------------------
+    def channel_refusal(self, channel: str) -> str | None:
+        """Why nothing may be filed from `channel` (a DM, a channel not enabled), or None."""
+        if channel.startswith("D"):
+            return INVITE
+        if not self.access.channel_allowed(channel):
+            return NOT_ENABLED
+        return None
+
     def file(self, command: MigrateCommand, user: str, channel: str, reply: Reply) -> None:
         """Check, plan and post the request message (or, for dry-run, show it to the user)."""
+        if refused := self.channel_refusal(channel):  # the modal's path comes here too
+            reply(blocks.notice(refused, "⛔"))
+            return
         if not self.access.may_request(user):
             reply(blocks.notice("Only the configured requesters may file migrations.", "⛔"))
             return

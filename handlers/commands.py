@@ -20,7 +20,7 @@ from bot.command import (
     UsageError,
     parse,
 )
-from bot.desk import INVITE, Desk
+from bot.desk import Desk
 from handlers.replies import ephemeral
 
 MODAL_FAILED = "Slack would not open the form ({}); type /migrate <vm> to <host> instead."
@@ -40,6 +40,8 @@ def register(app: App, desk: Desk) -> None:
                 say(blocks.usage_message(message))
             case Help():
                 say(blocks.usage_message(USAGE))
+            case OpenModal() if refused := desk.channel_refusal(channel):
+                say(blocks.notice(refused, "⛔"))
             case OpenModal():
                 ack()
                 try:
@@ -58,10 +60,8 @@ def register(app: App, desk: Desk) -> None:
                 ack()
                 desk.later(desk.cancel, request_id, user, reply=reply)
             case MigrateCommand() as migration:
-                if channel.startswith("D"):
-                    say(blocks.notice(INVITE, "⚠️"))
-                elif not desk.access.channel_allowed(channel):
-                    say(blocks.notice("/migrate is not enabled in this channel.", "⛔"))
+                if refused := desk.channel_refusal(channel):
+                    say(blocks.notice(refused, "⛔"))
                 else:
                     say(blocks.notice(f"Checking {migration.vm} …", "⏳"))
                     desk.later(desk.file, migration, user, channel, reply=reply)

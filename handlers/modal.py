@@ -36,11 +36,14 @@ def register(app: App, desk: Desk) -> None:
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         state = view.get("state")
         command = command_from(state.get("values") if isinstance(state, dict) else None)
+        user, channel = body["user"]["id"], channel_of(view)
         if isinstance(command, UsageError):
-            ack(response_action="errors", errors={"vm": command.message.splitlines()[0]})
+            ack(response_action="errors", errors={"vm": command.reason})
+            return
+        if refused := desk.channel_refusal(channel):  # the channel the form was opened from
+            ack(response_action="errors", errors={"vm": refused})
             return
         ack()
-        user, channel = body["user"]["id"], channel_of(view)
         desk.later(desk.file, command, user, channel, reply=in_channel(client, channel, user))
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from bot.slackdouble import form_body, signed_headers, slash_command
+from bot.slackdouble import form_body, payload_body, signed_headers, slash_command, view_submission
 from bot.states import State
 from tests.pool import Pool
 from tests.slack_rig import CHANNEL, SECRET, Bot, running_bot
@@ -77,3 +78,26 @@ def test_fifty_concurrent_approvals_start_one_migration(bot: Bot) -> None:
     assert [e.action for e in events].count("approved") == 1
     answered = bot.until(lambda: sum(1 for k in keys if bot.answers(k)) >= 49 and True)
     assert answered  # every loser heard why (already handled / out of date)
+
+
+def test_the_form_is_held_to_the_same_channels(bot: Bot) -> None:
+    """A bare /migrate elsewhere opens no form; a form submitted from a channel that is not
+    enabled is answered with a field error, and nothing is filed."""
+    assert "not enabled in this channel" in bot.command("", channel="C9")["text"]
+    assert "Invite the bot" in bot.command("", channel="D1")["text"]
+    assert bot.slack.views == {}
+    assert bot.command("") == {}  # the enabled channel gets the form
+    (view,) = bot.until(lambda: list(bot.slack.views.values()))
+    elsewhere = view | {"private_metadata": view["private_metadata"].replace(CHANNEL, "C9")}
+    values = {
+        "vm": {"vm": {"type": "external_select", "selected_option": {"value": "vm02"}}},
+        "host": {"host": {"type": "external_select", "selected_option": {"value": "host3"}}},
+    }
+    submission = view_submission(user_id="U1", view=elsewhere, values=values)
+    status, answer = bot.send(payload_body(submission))
+    assert status == 200
+    assert json.loads(answer) == {
+        "response_action": "errors",
+        "errors": {"vm": "/migrate is not enabled in this channel."},
+    }
+    assert bot.core.store.open_requests() == []
