@@ -302,15 +302,13 @@ class Engine:
     def _execute_patiently(self, req: Request) -> None:
         """A pool master that does not answer is waited for; every pass resumes from the
         steps stored so far, so nothing done is done again."""
-        give_up = self.clock.now() + UNREACHABLE_SECONDS
+        silence = self._silence()
         while True:
             try:
                 return self._execute(self._get(req.id))
             except PoolUnreachable:
-                if self.clock.now() >= give_up or self._stopping.is_set():
+                if not self._wait_for_master(req, silence, {}):
                     raise
-                self.store.audit(req.id, "bot", "pool_unreachable", {})
-                self.clock.sleep(RETRY_BUSY_SECONDS)
 
     def _execute(self, req: Request) -> None:
         intent = req.plan["intent"]
@@ -393,7 +391,7 @@ class Engine:
 
         TOO_MANY_STORAGE_MIGRATES is xapi saying "not now": wait and issue a new attempt.
         """
-        give_up = self.clock.now() + UNREACHABLE_SECONDS
+        silence = self._silence()
         while True:
             try:
                 return self._attempt(req, name, issue, done)
@@ -404,10 +402,20 @@ class Engine:
                 self.clock.sleep(RETRY_BUSY_SECONDS)
             except PoolUnreachable as error:
                 # Did the call reach xapi? The next attempt asks the VM, never guesses.
-                if self.clock.now() >= give_up or self._stopping.is_set():
+                if not self._wait_for_master(req, silence, {"step": name}):
                     raise StepFailed(name, ["POOL_UNREACHABLE", str(error)]) from None
-                self.store.audit(req.id, "bot", "pool_unreachable", {"step": name})
-                self.clock.sleep(RETRY_BUSY_SECONDS)
+
+    def _silence(self) -> _Silence:
+        return _Silence(self.clock, lambda: self.planner.xapi.stats.answered)
+
+    def _wait_for_master(self, req: Request, silence: _Silence, details: dict[str, Any]) -> bool:
+        """Wait a moment for a pool master that did not answer; False when it has been
+        silent for UNREACHABLE_SECONDS (or the bot is stopping): time to give up."""
+        if silence.outlasted() or self._stopping.is_set():
+            return False
+        self.store.audit(req.id, "bot", "pool_unreachable", details)
+        self.clock.sleep(RETRY_BUSY_SECONDS)
+        return True
 
     def _attempt(
         self,
@@ -784,6 +792,24 @@ def _leftover(
         )
         return target, x.host.get_name_label(target), ops.pending_tasks(x)
     return None
+
+
+@dataclass
+class _Silence:
+    """A spell of a pool master not answering: it starts at the first unanswered call, not
+    when the run or step began (a long copy before it costs none of the wait), and starts
+    again when the master answered any call in between."""
+
+    clock: Clock
+    answered: Callable[[], int]  # how many calls the master has answered so far
+    since: float = 0.0
+    seen: int = -1
+
+    def outlasted(self) -> bool:
+        now, answered = self.clock.now(), self.answered()
+        if answered != self.seen:
+            self.since, self.seen = now, answered
+        return now - self.since >= UNREACHABLE_SECONDS
 
 
 def _queued_text(state: State) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot import events as ev
+from bot.clock import ManualClock
+from bot.engine import UNREACHABLE_SECONDS, _Silence
 from bot.planning import UserError
 from bot.states import State
 from tests.engine_rig import Rig, build, rig_for
@@ -298,3 +300,20 @@ def test_restart_between_the_call_and_its_task_adopts_the_running_task(rig: Rig)
     assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
     (step,) = rig.store.steps(req.id)
     assert step.state == "done" and step.task_ref
+
+
+def test_the_wait_for_a_silent_master_counts_from_its_silence() -> None:
+    """Ten minutes of silence end the wait, counted from the first unanswered call (a long
+    step before it costs nothing), and any answer in between starts the count again."""
+    clock, answered = ManualClock(), [0]
+    silence = _Silence(clock, lambda: answered[0])
+    clock.advance(3600)  # an hour of copying, answered all along
+    answered[0] = 500
+    assert not silence.outlasted()  # the first unanswered call: the count starts here
+    clock.advance(UNREACHABLE_SECONDS - 1)
+    assert not silence.outlasted()
+    answered[0] += 1  # the master answered something meanwhile: a new silence
+    clock.advance(2)
+    assert not silence.outlasted()
+    clock.advance(UNREACHABLE_SECONDS)
+    assert silence.outlasted()

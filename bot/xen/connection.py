@@ -46,6 +46,7 @@ class XapiStats:
     """What the pool master saw from us: every XML-RPC request, and the failures by code."""
 
     calls: int = 0
+    answered: int = 0  # calls the master answered (with a result or a XAPI failure)
     failures: Counter[str] = field(default_factory=Counter)
     unavailable: int = 0
 
@@ -66,7 +67,10 @@ def _transport(
         def single_request(self, *args: Any, **kwargs: Any) -> Any:
             if stats is not None:
                 stats.calls += 1
-            return super().single_request(*args, **kwargs)
+            answer = super().single_request(*args, **kwargs)
+            if stats is not None:
+                stats.answered += 1
+            return answer
 
     if not url.startswith("https"):
         return _Timed()
