@@ -196,11 +196,15 @@ def test_cancel_list_and_status_commands(bot: Bot) -> None:
     bot.until(lambda: [r for r in bot.slack.responses if "requester or an approver" in str(r.body)])
     bot.command(f"cancel #{rid}", user="U1")
     assert bot.state(rid, State.CANCELLED)
-    bot.command("list")
-    listing = bot.until(lambda: [r for r in bot.slack.responses if "cancelled" in str(r.body)])
-    assert f"#{rid}" in str(listing[0].body)
-    bot.command(f"status {rid}")
-    bot.until(lambda: [r for r in bot.slack.responses if "/archives/C1/p" in str(r.body)])
+
+    def answer_to(text: str) -> str:
+        """The whole ephemeral answer (blocks included) to this command alone."""
+        key = bot.driver.command(text, "U1").key
+        return bot.until(lambda: [str(r.body) for r in bot.slack.responses if r.key == key])[0]
+
+    listing = answer_to("list")
+    assert f"#{rid}" in listing and "cancelled" in listing
+    assert "/archives/C1/p" in answer_to(f"status {rid}")
 
 
 def test_without_approval_the_requester_starts_it(pool: Pool, tmp_path: Path) -> None:
