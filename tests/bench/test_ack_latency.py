@@ -27,9 +27,9 @@ so the figures include its share of the GIL. The table says who used the CPU the
 Run on demand (`make bench`). `BENCH_RATE` (requests/s, default 50), `BENCH_SECONDS`
 (default 30), `BENCH_NAIVE_SECONDS` (default: the same), `BENCH_SEED` (default 1),
 `BENCH_POOL` (`process` or `inline`), `BENCH_DRAIN_SECONDS` (how long to wait for the bot's
-desk to answer everything after its run, default 300), `BENCH_XAPI_SHIM` (default 1: see
-`ReturnsSessions`), `BENCH_GC_FREEZE` (default 0; 1 calls `gc.freeze()` before the load, to
-see what the collector's full passes cost the tail). Prints a table; asserts that the bot
+desk to answer everything after its run, default 300), `BENCH_GC_FREEZE` (default 0; 1
+calls `gc.freeze()` before the load, to see what the collector's full passes cost the
+tail). Prints a table; asserts that the bot
 acknowledged every request and that its p99 is below the naive p99, never an absolute time.
 """
 
@@ -48,7 +48,6 @@ import subprocess
 import sys
 import threading
 import time
-import xmlrpc.client
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +57,6 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-import XenAPI
 from slack_bolt import Ack, App, Respond
 
 from bot import blocks
@@ -90,8 +88,6 @@ from bot.slackdouble.payloads import (
 )
 from bot.store import VMBusy
 from bot.web import WebServer, wsgi_app
-from bot.xen.connection import NETWORK_ERRORS, Xapi, XenConfig
-from bot.xen.errors import XapiUnavailable
 from tests.pool import demo_pool
 from tests.slack_rig import CHANNEL, SECRET, Bot, serving, settings_for, slack_double, until
 
@@ -604,59 +600,6 @@ def _drain(desk: Desk, timeout: float) -> str:
     return f"more than {timeout:.0f} s (the rest was dropped)"
 
 
-# -- Xapi.call keeps the session when `fn` raises anything but an XAPI or network error ----
-
-
-def _raise_lookup(x: Any) -> None:
-    raise LookupError("not from XAPI")
-
-
-def leaks_sessions(url: str) -> bool:
-    """Whether `Xapi.call` loses a pooled session when `fn` raises (a ResolveError, say)."""
-    xapi = Xapi(XenConfig(url, "root", "secret", timeout=1.0), max_sessions=1)
-    try:
-        with contextlib.suppress(LookupError):
-            xapi.call(_raise_lookup)
-        try:
-            xapi.call(lambda x: x.pool.get_all())
-        except XapiUnavailable:
-            return True
-        return False
-    finally:
-        xapi.close()
-
-
-class ReturnsSessions:
-    """`Xapi.call` as it should be: `fn`'s own errors pass through, the session goes back.
-
-    The bot loses one of its `BOT_MAX_CONCURRENT_MIGRATIONS + 4` sessions per name that
-    does not resolve (and per PlanError); after that every XAPI call waits
-    `XEN_TIMEOUT_SECONDS` and fails. That is a bug in `bot/xen/connection.py`, not the
-    design this benchmark compares: with it the naive design would wait for sessions, not
-    for XAPI. Applied only while the bug is there, and the table says so.
-    """
-
-    def __init__(self, call: Callable[[Callable[[Any], Any]], Any]) -> None:
-        self._call = call
-
-    def __call__(self, fn: Callable[[Any], Any]) -> Any:
-        raised: list[Exception] = []
-
-        def guarded(x: Any) -> Any:
-            try:
-                return fn(x)
-            except (XenAPI.Failure, xmlrpc.client.Fault, *NETWORK_ERRORS):
-                raise  # Xapi.call's own handling: check in, discard, translate
-            except Exception as error:
-                raised.append(error)
-                return None
-
-        result = self._call(guarded)
-        if raised:
-            raise raised[0]
-        return result
-
-
 def _setup(bot: Bot) -> list[dict[str, Any]]:
     """A few request messages to press on; their first copies (for stale presses)."""
     for text in SETUP:
@@ -738,10 +681,6 @@ def test_ack_latency(tmp_path: Path) -> None:
     with contextlib.ExitStack() as stack:
         rig = stack.enter_context({"inline": inline, "process": own_process}[POOL](tmp_path))
         bot = rig.bot
-        leaked = leaks_sessions(rig.pool_url)
-        shim = leaked and os.environ.get("BENCH_XAPI_SHIM", "1") == "1"
-        if shim:
-            bot.core.xapi.call = ReturnsSessions(bot.core.xapi.call)  # type: ignore[method-assign]
         stale = _setup(bot)
         watcher = stack.enter_context(Watcher(bot.slack))
         desk = bot.service.front.desk
@@ -764,18 +703,9 @@ def test_ack_latency(tmp_path: Path) -> None:
             executor.shutdown(wait=True, cancel_futures=True)
         naive.design, naive.did = "naive", _activity(bot) - before - ours.did
         xapi_calls = rig.xapi_calls()
-    if leaked is False:
-        xapi_note = "Xapi.call returns sessions on every error: no workaround needed"
-    elif shim:
-        xapi_note = (
-            "WORKAROUND: Xapi.call loses a session per non-XAPI error (bot/xen/connection.py); "
-            "ReturnsSessions applied (BENCH_XAPI_SHIM=0 measures without it)"
-        )
-    else:
-        xapi_note = "Xapi.call loses a session per non-XAPI error; measured WITHOUT a workaround"
     gc.unfreeze()
     frozen = " (the rest frozen: BENCH_GC_FREEZE=1)" if GC_FREEZE else ""
-    notes = [f"objects the collector tracks in the bot's process: {tracked:,}{frozen}", xapi_note]
+    notes = [f"objects the collector tracks in the bot's process: {tracked:,}{frozen}"]
     report([ours, naive], time.perf_counter() - started, xapi_calls, notes, rig.where)
 
     assert len(ours.results) == len(bot_plan)
@@ -795,7 +725,6 @@ def report(runs: list[Run], total: float, xapi_calls: int, notes: list[str], whe
             "BENCH_SEED",
             "BENCH_POOL",
             "BENCH_DRAIN_SECONDS",
-            "BENCH_XAPI_SHIM",
             "BENCH_GC_FREEZE",
         )
         if k in os.environ
