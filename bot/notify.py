@@ -61,6 +61,10 @@ class Notifier:
 
     def post_request(self, req: Request) -> Request:
         """Post the request message now (a retry's goes into its parent's thread)."""
+        self.outbox.charge(f"post:{req.channel or ''}")
+        return self._post_request(req)
+
+    def _post_request(self, req: Request) -> Request:
         message = blocks.request_message(self.card(req))
         answer = self.client.chat_postMessage(
             channel=req.channel or "", thread_ts=req.thread_ts, **message
@@ -72,7 +76,7 @@ class Notifier:
 
     def later(self, req: Request) -> None:
         """Post the request message through the outbox (Slack was busy when it was filed)."""
-        self.outbox.put(STEP, lambda: self.post_request(req), lane=f"post:{req.channel or ''}")
+        self.outbox.put(STEP, lambda: self._post_request(req), lane=f"post:{req.channel or ''}")
 
     def refresh(self, request_id: int, priority: int = STEP) -> None:
         """Edit the request message to its current state (coalesced)."""

@@ -163,6 +163,13 @@ class Outbox:
                 self._cond.wait(max(0.01, min(wait, 1.0)))
         return None
 
+    def charge(self, lane: str) -> None:
+        """Count a call made outside the queue (the desk posts a request message itself),
+        so what the queue sends next still fits Slack's budget."""
+        with self._cond:
+            now = self.monotonic()
+            self._bucket(lane, now).take(now)
+
     def delay(self, lane: str) -> float:
         """Seconds a news call queued now in `lane` would wait for the jobs ahead of it."""
         with self._cond:

@@ -116,7 +116,6 @@ def test_many_migrations_in_one_channel_get_a_board(busy_pool: Pool, tmp_path: P
     ):
         for vm, dest in _moves(busy_pool):
             bot.command(f"{vm} to {dest}")
-            time.sleep(1.1)  # a person typing: the filing itself stays within the post budget
         ids = list(range(1, MOVES + 1))
         bot.until(lambda: all(bot.core.store.get(i) and bot.request(i).message_ts for i in ids))
         assert len(slack.messages(CHANNEL)) == MOVES  # no board while Slack keeps up

@@ -93,6 +93,9 @@ def test_delay_counts_the_news_queued_ahead_in_a_lane() -> None:
     outbox.put(PROGRESS, lambda: None, key="step:1", lane="post:C1")  # not news: not counted
     assert outbox.delay("post:C1") == pytest.approx(3 / 0.9)  # 5th news: 3 tokens short
     assert outbox.delay("post:C2") == 0.0  # another channel's budget is its own
+    outbox.charge("post:C2")
+    outbox.charge("post:C2")  # two posts made outside the queue spend the burst too
+    assert outbox.delay("post:C2") == pytest.approx(1 / 0.9)
 
 
 def test_only_the_first_rank_spends_the_last_call_of_a_budget() -> None:
