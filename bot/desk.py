@@ -20,12 +20,14 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.access import Access
+from bot.blocks.buttons import FIX_PREFIX, RECHECK
 from bot.cards import with_mentions
 from bot.clock import Clock
 from bot.command import MigrateCommand, UsageError, parse_request_id
-from bot.engine import Engine
+from bot.engine import OUT_OF_DATE, Engine
 from bot.logs import about
 from bot.modal_form import channel_of
+from bot.models import Fix
 from bot.notify import Notifier
 from bot.outbox import OUTCOME
 from bot.plan import format_size
@@ -39,13 +41,8 @@ INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says
 Reply = Callable[[dict[str, Any]], None]
 INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrate there."
 NOT_ENABLED = "/migrate is not enabled in this channel."
-FIXES = {
-    "recheck": "recheck",
-    "fix_switch_offline": "switch_offline",
-    "fix_delete_snapshots": "delete_snapshots",
-    "fix_exclude_backup": "exclude_backup",
-    "fix_hard_shutdown": "hard_shutdown",
-}
+# A fix button's action id -> what the engine's revise() applies.
+FIXES = {FIX_PREFIX + fix: fix.value for fix in Fix} | {RECHECK: RECHECK}
 
 
 class Desk:
@@ -153,7 +150,7 @@ class Desk:
         if refused is None and action == "start" and self.require_approval:
             refused = "This request needs an approver's Approve."
         if refused is None and revision != req.revision:
-            refused = "This message is out of date: the request changed since it was shown."
+            refused = OUT_OF_DATE
         if refused:
             self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
             reply(blocks.notice(refused, "⛔"))
@@ -211,9 +208,10 @@ class Desk:
 
     # -- list, status, cancel -------------------------------------------------------------
     def list(self, reply: Reply) -> None:
-        cards = [self.notifier.card(r) for r in self.store.open_requests()]
+        open_ = self.store.open_requests()
+        cards = [self.notifier.card(r) for r in open_]
         done = [self.notifier.card(r) for r in self.store.recent_finished(10)]
-        reply(blocks.request_list(cards, done, self._permalinks(self.store.open_requests())))
+        reply(blocks.request_list(cards, done, self._permalinks(open_)))
 
     def status(self, target: str, reply: Reply) -> None:
         request_id = parse_request_id(target)

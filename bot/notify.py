@@ -159,10 +159,11 @@ class Notifier:
         change = row_change(event)
         if change is None:
             return
+        news = is_news(event)
         channel = self._channel(event.request_id)
         board = self._boards.get(channel, event.request_id)
         if board is None:
-            if not is_news(event) or self.outbox.delay(f"post:{channel}") <= OPEN_AFTER_S:
+            if not news or self.outbox.delay(f"post:{channel}") <= OPEN_AFTER_S:
                 return
             active = [r for r in self.store.in_states(*ACTIVE) if r.channel == channel]
             if len({r.id for r in active} | {event.request_id}) < MIN_ROWS:
@@ -176,16 +177,16 @@ class Notifier:
             row = self._row(req)
         self._boards.note(board, row, change)
         self.outbox.put(
-            BOARD if is_news(event) else STEP,
+            BOARD if news else STEP,
             lambda: self._send_board(board),
             key=f"board:{channel}:{id(board)}",
             lane="update" if board.ts else f"post:{channel}",
-            paced=not is_news(event),
+            paced=not news,
         )
 
     def _row(self, req: Request) -> Row:
         """A request as the board first shows it: its running step, if it has one."""
-        _, dest = self.card(req).route
+        dest = req.dest_host_name
         with self._lock:
             step = self._steps.get(req.id) if req.state == State.RUNNING else None
         if step is not None:
