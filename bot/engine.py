@@ -320,8 +320,7 @@ class Engine:
                 return
         goal = self.planner.call(lambda x: _goal(x, intent))
         was_running, live = intent["was_running"], intent["mode"] == "live"
-        started = self.clock.now()
-        down_since: float | None = None
+        started = req.started_at or self.clock.now()  # a resumed run keeps its start
 
         def migrate(x: Any) -> str:
             # The plan alone, on this session: the checklist ran at the start of the run,
@@ -341,7 +340,6 @@ class Engine:
                 self._step(req, "migrate", migrate, placed)
             else:
                 if was_running:
-                    down_since = self.clock.now()
                     hard = intent["shutdown"] == "hard"
                     self._step(
                         req,
@@ -361,8 +359,8 @@ class Engine:
             shut_down = not live and was_running and failure.step != "shutdown"
             self._after_failure(req, failure, live, restart=shut_down)
             return
-        self._measure(req)
-        self._succeed(req, goal, started, down_since)
+        shutdowns = [s.started_at for s in self.store.steps(req.id) if s.name == "shutdown"]
+        self._succeed(req, goal, started, min(shutdowns, default=None))
 
     def _measure(self, req: Request) -> None:
         """Remember the copy rate, so the next estimates use what this pool really does."""
@@ -585,7 +583,10 @@ class Engine:
             text += f" (downtime {format_duration(downtime)})"
         if req.tags_added:
             text += "; backups resume (the bot removed its backup-exclusion tag)"
-        self._move(req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now)
+        if self._move(
+            req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now
+        ):
+            self._measure(req)  # once, whatever was retried before
         self._emit(ev.Succeeded(req.id, text, seconds, downtime))
 
     # -- stuck --------------------------------------------------------------------------

@@ -118,3 +118,24 @@ def test_a_silent_master_when_the_run_starts_is_waited_for(rig: Rig) -> None:
     assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
     actions = [e.action for e in rig.store.audit_events(request_id=req.id)]
     assert "pool_unreachable" in actions
+
+
+def test_a_run_resumed_after_a_silence_reports_its_whole_time(rig: Rig) -> None:
+    """The master goes silent between the shutdown and the move: the run resumes, and its
+    outcome counts the run and the downtime from their real starts."""
+
+    def after_shutdown(event: ev.Event) -> None:
+        if isinstance(event, ev.StepDone) and event.step == "shutdown":
+            silence(rig, "reset", 40)()
+
+    rig.engine.subscribe(after_shutdown)
+    req = rig.approved("vm01 to host2 sr=nfs2 mode=offline")
+    final = rig.run(req.id)
+    assert final.state == State.SUCCEEDED
+    actions = [e.action for e in rig.store.audit_events(request_id=req.id)]
+    assert "pool_unreachable" in actions and actions.count("throughput") == 1
+    (done,) = rig.of(ev.Succeeded, req.id)
+    assert final.started_at is not None and final.finished_at is not None
+    assert done.seconds == pytest.approx(final.finished_at - final.started_at)
+    shutdown = next(s for s in rig.store.steps(req.id) if s.name == "shutdown")
+    assert done.downtime_seconds == pytest.approx(final.finished_at - shutdown.started_at)
