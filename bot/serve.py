@@ -32,7 +32,6 @@ class Service:
     front: Front
     web: WebServer
     socket: SocketModeHandler | None
-    metrics: Metrics
     metrics_web: WebServer | None = None
 
     def stop(self) -> None:
@@ -79,4 +78,4 @@ def start(
         socket.connect()
     gc.freeze()  # what start-up built lives for good: full collections skip it (ack tails)
     log.info("serving Slack (%s mode); probes on %s", settings.bot_mode, web.url)
-    return Service(core, front, web, socket, metrics, metrics_web)
+    return Service(core, front, web, socket, metrics_web)
