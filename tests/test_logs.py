@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from bot import logs
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
 from tests.pool import Pool, Ticker
-from tests.processes import free_port, healthy
+from tests.processes import bot_env, healthy
 from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
 
 TOKEN = "xoxb-very-secret-token"
@@ -58,24 +57,14 @@ def test_secrets_are_redacted_in_messages_and_tracebacks(captured: io.StringIO) 
 
 def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The real `migrate-bot run` process: a request end to end, JSON logs, clean SIGTERM."""
-    port = free_port()
     with SlackDouble(
         token=TOKEN, users=USERS, usergroups=GROUPS, channels={CHANNEL: "ops"}
     ) as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("XEN_", "BOT_", "SLACK_"))}
-        env |= {
-            "XEN_URL": pool.server.url,
-            "XEN_USERNAME": "root",
-            "XEN_PASSWORD": "secret",
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "BOT_MODE": "http",
-            "BOT_HTTP_PORT": str(port),
-            "BOT_DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
-            "BOT_APPROVERS": "ULEAD,S1",
-            "BOT_LOG_FORMAT": "json",
-        }
+        db = f"sqlite:///{tmp_path}/bot.db"
+        env = bot_env(
+            pool.server.url, slack, SECRET, db, BOT_APPROVERS="ULEAD,S1", BOT_LOG_FORMAT="json"
+        )
+        port = int(env["BOT_HTTP_PORT"])
         bot = subprocess.Popen(
             [sys.executable, "-m", "bot", "run"], env=env, stderr=subprocess.PIPE, text=True
         )
