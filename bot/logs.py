@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from bot import events as ev
+from bot.engine import events as ev
 
 current_request: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_request", default=None

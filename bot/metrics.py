@@ -22,9 +22,9 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
-from bot import events as ev
+from bot.engine import events as ev
 from bot.states import State
-from bot.store import Store
+from bot.store.store import Store
 from bot.xen.connection import XapiStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -16,12 +16,12 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot import logs
 from bot.clock import Clock
-from bot.core import Core, build_core
-from bot.front import Front, build_front
 from bot.metrics import Metrics
-from bot.outbox import Outbox
 from bot.settings import Settings
+from bot.slack.app import Front, build_front
+from bot.slack.outbox import Outbox
 from bot.web import WebServer, metrics_app, wsgi_app
+from bot.wiring import Core, build_core
 
 log = logging.getLogger(__name__)
 

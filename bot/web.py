@@ -16,8 +16,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
-from bot.core import Core
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.wiring import Core
 
 MAX_BODY = 1 << 20  # Slack's payloads are kilobytes; anything near a megabyte is not Slack
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -10,8 +10,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks
-from bot.desk import Desk
+from bot.slack import blocks
+from bot.slack.desk import Desk
 from handlers.replies import ephemeral
 
 

@@ -8,8 +8,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.command import (
+from bot.planning.command import (
     USAGE,
     Cancel,
     Help,
@@ -20,7 +19,8 @@ from bot.command import (
     UsageError,
     parse,
 )
-from bot.desk import Desk
+from bot.slack import blocks
+from bot.slack.desk import Desk
 from handlers.replies import ephemeral
 
 MODAL_FAILED = "Slack would not open the form ({}); type /migrate <vm> to <host> instead."

@@ -12,10 +12,10 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.command import UsageError
-from bot.desk import Desk, Reply
-from bot.modal_form import channel_of, command_from
+from bot.planning.command import UsageError
+from bot.slack import blocks
+from bot.slack.desk import Desk, Reply
+from bot.slack.modal_form import channel_of, command_from
 
 
 def register(app: App, desk: Desk) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Respond
 
-from bot.desk import Reply
+from bot.slack.desk import Reply
 
 
 def ephemeral(respond: Respond) -> Reply:

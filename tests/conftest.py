@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pool import Pool, demo_pool
+from tests.support.pool import Pool, demo_pool
 
 
 @pytest.fixture

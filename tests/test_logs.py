@@ -15,9 +15,9 @@ import pytest
 from bot import logs
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
-from tests.pool import Pool, Ticker
-from tests.processes import bot_env, healthy
-from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
+from tests.support.pool import Pool, Ticker
+from tests.support.processes import bot_env, healthy
+from tests.support.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
 
 TOKEN = "xoxb-very-secret-token"
 

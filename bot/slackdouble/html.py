@@ -18,7 +18,7 @@ Escaping: every character of message text is HTML-escaped before formatting is a
 no text can inject markup. mrkdwn is read as Slack does: `<…>` tokens become mentions (the
 names from `Names`), date fallbacks and links (http, https and mailto only); `&amp; &lt;
 &gt;` show as `& < >`; then ```pre```, `code`, *bold*, _italic_ and ~strike~. `plain_text`
-is never parsed (an entity shows literally), as the builders in `bot.blocks.kit` assume.
+is never parsed (an entity shows literally), as the builders in `bot.slack.blocks.kit` assume.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from bot.models import (
     SRFacts,
     VMFacts,
 )
-from bot.resolve import NotFound, did_you_mean, resolve
+from bot.planning.resolve import NotFound, did_you_mean, resolve
 
 NULL = "OpaqueRef:NULL"
 

@@ -26,16 +26,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.clock import SystemClock
-from bot.outbox import Outbox
 from bot.serve import Service, start
 from bot.simulator import Simulator, SimulatorServer
 from bot.simulator.faults import Timing
 from bot.simulator.scenario import GIB, generate, load
+from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
 from bot.slackdouble.driver import until as wait_until
-from tests.processes import bot_env, db_rows, healthy
-from tests.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
+from tests.support.processes import bot_env, db_rows, healthy
+from tests.support.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
 
 T = TypeVar("T")
 

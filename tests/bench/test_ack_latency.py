@@ -1,6 +1,6 @@
 """Ack latency: `/migrate` and button presses over HTTP at 50 requests/s for 30 s.
 
-The whole bot runs in HTTP mode (waitress, bolt, the desk, the engine; `tests.slack_rig`)
+The whole bot runs in HTTP mode (waitress, bolt, the desk, the engine; `tests.support.slack_rig`)
 on the demo pool with 20 ms added to every XAPI call. An open-loop generator, in a process
 of its own, sends signed slash commands and block_actions presses on the request messages
 as currently shown, at their scheduled times (Poisson arrivals, one thread per request in
@@ -19,7 +19,7 @@ server against the same load, right after the bot's run and once the bot's desk 
 The pool runs in its own process by default (`python -m bot simulator`, as
 `tests/crash/trials.py` does): in the bot's process the simulator's XML-RPC server and
 clock ticks compete with the bot's HTTP threads for the GIL, which a real pool does not.
-`BENCH_POOL=inline` runs it in-process as `tests.slack_rig.serving` does in the tests. The
+`BENCH_POOL=inline` runs it in-process as `tests.support.slack_rig.serving` does in the tests. The
 load runs in its own process for the same reason (`python -m tests.bench.test_ack_latency`,
 told what the channel shows over its stdin). The Slack double stays in the bot's process,
 so the figures include its share of the GIL. The table says who used the CPU there.
@@ -59,9 +59,8 @@ from urllib.parse import urlsplit
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks
 from bot.clock import SystemClock
-from bot.command import (
+from bot.planning.command import (
     USAGE,
     Cancel,
     Help,
@@ -71,11 +70,11 @@ from bot.command import (
     UsageError,
     parse,
 )
-from bot.core import Core
-from bot.desk import Desk
-from bot.outbox import Outbox
-from bot.planning import UserError
+from bot.planning.planner import UserError
 from bot.serve import start
+from bot.slack import blocks
+from bot.slack.desk import Desk
+from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, as_shown
 from bot.slackdouble.driver import buttons as shown_buttons
@@ -86,10 +85,11 @@ from bot.slackdouble.payloads import (
     signed_headers,
     slash_command,
 )
-from bot.store import VMBusy
+from bot.store.store import VMBusy
 from bot.web import WebServer, wsgi_app
-from tests.pool import demo_pool
-from tests.slack_rig import CHANNEL, SECRET, Bot, serving, settings_for, slack_double, until
+from bot.wiring import Core
+from tests.support.pool import demo_pool
+from tests.support.slack_rig import CHANNEL, SECRET, Bot, serving, settings_for, slack_double, until
 
 RATE = float(os.environ.get("BENCH_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
@@ -388,7 +388,7 @@ def post_within(url: str, body: bytes, headers: dict[str, str], budget: float) -
 
 
 def naive_app(core: Core, desk: Desk, front_client: Any, executor: ThreadPoolExecutor) -> App:
-    """bolt's App as in `bot.front`, but every listener works first and acks after."""
+    """bolt's App as in `bot.slack.app`, but every listener works first and acks after."""
     app = App(
         client=front_client,
         token_verification_enabled=False,
@@ -621,7 +621,7 @@ class Rig:
 
 @contextlib.contextmanager
 def inline(tmp_path: Path) -> Iterator[Rig]:
-    """`tests.slack_rig.serving` as the tests use it: the pool in the bot's own process."""
+    """`tests.support.slack_rig.serving` as the tests use it: the pool in the bot's own process."""
     with contextlib.contextmanager(demo_pool)() as pool:
         pool.sim.faults.latency_s = LATENCY_S
         with serving(pool, tmp_path) as bot:
@@ -631,7 +631,7 @@ def inline(tmp_path: Path) -> Iterator[Rig]:
 @contextlib.contextmanager
 def own_process(tmp_path: Path) -> Iterator[Rig]:
     """The demo pool served by `python -m bot simulator` in its own process (real time), and
-    the bot started as `tests.slack_rig.running_bot` does, on the system clock.
+    the bot started as `tests.support.slack_rig.running_bot` does, on the system clock.
 
     A real bot does not share its interpreter with the pool it manages: in one process the
     simulator's XML-RPC parsing and ticking take the GIL from the bot's HTTP threads.

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.clock import ManualClock
-from bot.command import MigrateCommand, parse
-from bot.planning import Planner, PlannerConfig, Preview
+from bot.planning.command import MigrateCommand, parse
+from bot.planning.planner import Planner, PlannerConfig, Preview
 from bot.simulator import Simulator, SimulatorServer
 from bot.simulator.faults import Timing
 from bot.simulator.scenario import generate, load

@@ -15,7 +15,7 @@ Tracking cost:
   (first created to last ended: step starts and ends included).
 - Delay from xapi to Slack, from the simulator's task writes (timestamped as made) to the
   double's records (a post's `ts`, each `chat.update`'s time), wherever Slack showed it
-  first: the request's thread or the channel's board (`bot.board`, opened when thread
+  first: the request's thread or the channel's board (`bot.slack.busy`, opened when thread
   posts queue): step start (task created -> "migrating" shown; negative when the bot
   posts before its call returns), step end (task finished -> "done" shown), outcome (task
   finished -> the board's ✅ or the broadcast reply), progress (each progress change -> the
@@ -45,8 +45,8 @@ from collections import Counter
 import pytest
 import XenAPI
 
-from bot.outbox import Outbox
 from bot.simulator import SimulatorServer
+from bot.slack.outbox import Outbox
 from tests.bench._fleet import (
     MOVES,
     Fleet,
@@ -58,7 +58,7 @@ from tests.bench._fleet import (
     simulator,
     staleness,
 )
-from tests.slack_rig import CHANNEL
+from tests.support.slack_rig import CHANNEL
 
 MIGRATE = "Async.VM.pool_migrate"
 NAIVE_SECONDS = 10.0

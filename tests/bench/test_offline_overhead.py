@@ -27,7 +27,7 @@ from bot.simulator import SimulatorServer
 from bot.simulator.scenario import generate
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.state import Message
-from bot.store import Request, Store
+from bot.store.store import Request, Store
 from tests.bench._fleet import (
     APPROVER,
     REQUESTER,
@@ -39,7 +39,7 @@ from tests.bench._fleet import (
     slack_double,
     until,
 )
-from tests.slack_rig import CHANNEL
+from tests.support.slack_rig import CHANNEL
 
 LATENCIES = (0.0, 0.020)
 GAP_LIMIT_S = 1.0

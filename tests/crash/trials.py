@@ -8,7 +8,7 @@ the VM is where it was asked to be, the pool was asked each operation once, the 
 moves through legal states without a gap, and the thread tells the outcome.
 
 `python -m tests.crash.trials [N] [--seed S]` runs N trials (default 20) and prints the
-figures; `make crash` runs it; `tests/test_crash_smoke.py` keeps a short version in
+figures; `make crash` runs it; `tests/crash/test_crash_smoke.py` keeps a short version in
 `make test`.
 """
 
@@ -36,7 +36,7 @@ from bot.simulator.scenario import read
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, until
 from bot.states import State, can
-from tests.processes import bot_env, db_rows, healthy
+from tests.support.processes import bot_env, db_rows, healthy
 
 T = TypeVar("T")
 SECRET, CHANNEL = "crash-secret", "C1"

@@ -12,7 +12,7 @@ import pytest
 import XenAPI
 
 from bot.simulator.faults import EMU_MANAGER_FAILURE
-from tests.pool import Pool
+from tests.support.pool import Pool
 
 
 def test_fail_next_migration_at_percent(pool: Pool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import XenAPI
 
-from tests.pool import Pool
+from tests.support.pool import Pool
 
 GIB = 1024**3
 

@@ -9,7 +9,7 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from tests.pool import Pool
+from tests.support.pool import Pool
 
 
 def test_login_wrong_password_fails(pool: Pool) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from bot.simulator import simulator
 from bot.simulator.scenario import generate, read
-from tests.pool import Pool
+from tests.support.pool import Pool
 
 
 def test_demo_pool_matches_the_card(pool: Pool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot import blocks
+from bot.slack import blocks
 from bot.slackdouble import Message, Names, Revision
 from bot.slackdouble.html import mrkdwn_html, render_html
 from tests.slackdouble.kit import actions, button, section, text

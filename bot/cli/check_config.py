@@ -1,0 +1,129 @@
+"""`migrate-bot check-config`: is this bot ready to serve? Settings, XAPI, Slack, in words.
+
+Each check prints one line, ✓ or ✗ with what is wrong and what to change; the exit status
+is 0 only when every check passed. Nothing is changed anywhere (reads and auth only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import Settings, SettingsError
+from bot.wiring import xen_config
+from bot.xen.connection import Xapi
+from bot.xen.errors import XapiFailure, XapiUnavailable
+
+SLACK_HINTS = {
+    "invalid_auth": "the token is not valid: copy it again from the app's settings",
+    "not_authed": "no token was sent",
+    "account_inactive": "the app was uninstalled or the token revoked",
+    "missing_scope": "the app lacks a scope: reinstall it from deploy/slack-app-manifest.yml",
+    "not_allowed_token_type": "wrong kind of token (xoxb- for the bot, xapp- for the app)",
+    "no_such_subteam": "no such user group: check the S… ids in BOT_APPROVERS",
+}
+
+
+def check_config(settings: Settings, out: TextIO) -> int:
+    checks: list[Callable[[Settings], str]] = [_settings, _xapi, _slack, _socket, _groups]
+    failed = 0
+    for check in checks:
+        try:
+            line = check(settings)
+            if line:
+                print(f"✓ {line}", file=out)
+        except (SettingsError, Problem) as problem:
+            failed += 1
+            print(f"✗ {problem}", file=out)
+    print("ready" if not failed else f"{failed} problem(s): the bot would not work", file=out)
+    return 1 if failed else 0
+
+
+class Problem(Exception):
+    """A check that failed; the message says what is wrong and what to do."""
+
+
+def _settings(settings: Settings) -> str:
+    settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
+    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    if settings.bot_mode == "socket":
+        settings.require("SLACK_APP_TOKEN")
+    if settings.bot_require_approval and not settings.bot_approvers:
+        raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
+    tls = "" if settings.xen_verify_tls else " (XEN_VERIFY_TLS is off: certificates unchecked)"
+    return f"settings: {settings.bot_mode} mode, database {settings.bot_database_url}{tls}"
+
+
+def _xapi(settings: Settings) -> str:
+    xapi = Xapi(xen_config(settings), max_sessions=1)
+    try:
+        return xapi.call(_pool_line)
+    except XapiFailure as failure:
+        if failure.code == "SESSION_AUTHENTICATION_FAILED":
+            raise Problem("XAPI: the pool refused XEN_USERNAME / XEN_PASSWORD") from None
+        raise Problem(f"XAPI: {failure.code} {' '.join(failure.params)}") from None
+    except XapiUnavailable as error:
+        hint = ""
+        if "CERTIFICATE" in str(error).upper() or "SSL" in str(error).upper():
+            hint = "; set XEN_CA_BUNDLE to the pool's CA file"
+        raise Problem(f"XAPI: cannot reach {settings.xen_url} ({error}){hint}") from None
+    finally:
+        xapi.close()
+
+
+def _pool_line(x: Any) -> str:
+    pool = x.pool.get_record(x.pool.get_all()[0])
+    master = x.host.get_record(pool["master"])
+    version = f"{master['API_version_major']}.{master['API_version_minor']}"
+    product = master["software_version"].get("product_brand", "")
+    return (
+        f"XAPI: pool {pool['name_label']!r}, master {master['name_label']} "
+        f"({product} API {version})"
+    )
+
+
+def _slack_client(settings: Settings, token: str) -> WebClient:
+    return WebClient(token=token, base_url=settings.slack_api_url)
+
+
+def _slack(settings: Settings) -> str:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    answer = _ask("SLACK_BOT_TOKEN", lambda: _slack_client(settings, token).auth_test())
+    return f"Slack: bot @{answer.get('user', '?')} in workspace {answer.get('team', '?')!r}"
+
+
+def _socket(settings: Settings) -> str:
+    if settings.bot_mode != "socket" or not settings.slack_app_token:
+        return ""
+    token = settings.slack_app_token.get_secret_value()
+    client = _slack_client(settings, "")
+    _ask("SLACK_APP_TOKEN", lambda: client.apps_connections_open(app_token=token))
+    return "Slack: the app token opens Socket Mode connections"
+
+
+def _groups(settings: Settings) -> str:
+    groups = [g for g in settings.bot_approvers + settings.bot_requesters if g.startswith("S")]
+    if not groups:
+        return ""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    client = _slack_client(settings, token)
+    sizes = [
+        len(_ask(group, lambda g=group: client.usergroups_users_list(usergroup=g))["users"])
+        for group in groups
+    ]
+    return f"Slack: user groups {', '.join(groups)} have {sum(sizes)} member(s)"
+
+
+def _ask(what: str, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except SlackApiError as error:
+        code = str(error.response.get("error", "unknown"))
+        raise Problem(
+            f"Slack ({what}): {code}: {SLACK_HINTS.get(code, 'see Slack API docs')}"
+        ) from None
+    except OSError as error:
+        raise Problem(f"Slack: cannot reach the Web API (SLACK_API_URL): {error}") from None

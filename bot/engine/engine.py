@@ -1,0 +1,825 @@
+"""The migration state machine at work: submit, approve, run, cancel, stuck, recover.
+
+Every state change is a compare-and-set in the store, so two presses or two workers never
+start one migration twice. A run is a list of steps (shutdown, migrate, start, ...); each
+step is written to the store *before* its XAPI call and gets its task ref right after, so
+a restarted bot re-attaches to the task, or judges a lost one from where the VM now is,
+and never issues the same step twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.clock import Clock
+from bot.engine import events as ev
+from bot.logs import about
+from bot.models import Fix
+from bot.planning.command import MigrateCommand, render
+from bot.planning.explain import explain
+from bot.planning.plan import format_duration
+from bot.planning.planner import Planner, PoolUnreachable, Preview, UserError
+from bot.states import State
+from bot.store.store import Request, Store
+from bot.xen import ops
+from bot.xen.errors import XenError
+from bot.xen.watch import TaskWatcher
+
+log = logging.getLogger(__name__)
+MIGRATE_OPS = {"migrate_send", "pool_migrate"}
+AGENT_WAIT_SECONDS = 600.0
+RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
+PROGRESS_STEP, PROGRESS_SECONDS = 0.05, 30.0  # how often progress is written to the store
+RECENT_SECONDS = 86400.0  # how far back the ticker looks for successes to check for stuck
+UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
+OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_concurrent: int = 3
+    stuck_grace_seconds: float = 120.0
+    stall_seconds: float = 600.0
+    backup_tag: str = "xo:no-bak"
+    approval_ttl_seconds: float = 1800.0
+    missed_window_grace_seconds: float = 900.0
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, error: list[str]) -> None:
+        super().__init__(error)
+        self.step = step
+        self.error = error
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        planner: Planner,
+        watcher: TaskWatcher,
+        clock: Clock,
+        config: EngineConfig,
+    ) -> None:
+        self.store = store
+        self.planner = planner
+        self.watcher = watcher
+        self.clock = clock
+        self.config = config
+        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        self._listeners: list[Callable[[ev.Event], None]] = []
+        self._current_task: dict[int, str] = {}
+        self._stopping = threading.Event()
+        self._dispatch: Callable[[int], None] = lambda request_id: None
+
+    def set_dispatcher(self, dispatch: Callable[[int], None]) -> None:
+        """Who runs a queued request (the job scheduler; tests may run it inline)."""
+        self._dispatch = dispatch
+
+    # -- events ---------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: ev.Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken renderer must not break a migration
+                log.exception("event listener failed on %s", event)
+
+    def _move(
+        self, req: Request, to: State, actor: str, action: str, text: str, **changes: Any
+    ) -> Request | None:
+        new = self.store.transition(
+            req.id, to, actor=actor, action=action, details={"text": text}, **changes
+        )
+        if new is not None:
+            self._emit(ev.StateChanged(req.id, str(to), actor, text))
+        return new
+
+    # -- requests -------------------------------------------------------------------------
+    def preview(self, command: MigrateCommand) -> Preview:
+        return self.planner.preview(command)
+
+    def submit(
+        self,
+        command: MigrateCommand,
+        preview: Preview,
+        requester: str,
+        channel: str | None = None,
+        run_at: float | None = None,
+        parent_id: int | None = None,
+    ) -> Request:
+        """File a request (PENDING) for a previewed command."""
+        plan = preview.plan
+        return self.store.create_request(
+            requester=requester,
+            channel=channel,
+            command_text=render(command),
+            vm_uuid=plan.vm.uuid,
+            vm_name=plan.vm.name,
+            dest_host_uuid=preview.pool.hosts[plan.dest_host_ref].uuid,
+            dest_host_name=preview.dest_name,
+            mode=plan.mode,
+            shutdown=plan.shutdown,
+            plan={"intent": preview.intent(), "summary": preview.summary()},
+            run_at=run_at,
+            parent_id=parent_id,
+        )
+
+    def recheck(self, req: Request) -> Preview:
+        """The request's plan against the pool as it is now."""
+        return self.planner.rebuild(req.plan["intent"])
+
+    def approve(self, request_id: int, actor: str, revision: int | None = None) -> Request:
+        """PENDING -> APPROVED -> QUEUED (or SCHEDULED); raises UserError when refused.
+
+        `revision` is the one the approver saw: a request changed since is not approved.
+        """
+        req = self._get(request_id)
+        if req.state != State.PENDING:
+            raise UserError(f"#{req.id} is {req.state}; nothing to approve")
+        if revision is not None and revision != req.revision:
+            raise UserError(OUT_OF_DATE)
+        preview = self.recheck(req)
+        if preview.blocked:
+            self.store.update(req.id, bump=True, plan={**req.plan, "summary": preview.summary()})
+            self._emit(ev.Revised(req.id, "bot", "the checklist changed: it now has a blocker"))
+            raise UserError(f"#{req.id} cannot start: the checklist now has a blocker")
+        now = self.clock.now()
+        approved = self._move(
+            req,
+            State.APPROVED,
+            actor,
+            "approved",
+            f"approved by {actor}",
+            approved_by=actor,
+            approved_at=now,
+        )
+        if approved is None:
+            raise UserError(f"#{req.id} was already handled by someone else")
+        target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
+        queued = self._move(approved, target, actor, str(target), _queued_text(target))
+        if queued is not None and target == State.QUEUED:
+            self._dispatch(req.id)
+        return queued or approved
+
+    def reject(self, request_id: int, actor: str) -> Request:
+        req = self._get(request_id)
+        text = f"rejected by {actor}"
+        new = self._move(req, State.REJECTED, actor, "rejected", text, outcome=text)
+        if new is None:
+            raise UserError(f"#{req.id} is {req.state}; it cannot be rejected now")
+        return new
+
+    def cancel(self, request_id: int, actor: str) -> str:
+        """Before the run: the request ends. While running: task.cancel, if xapi allows."""
+        req = self._get(request_id)
+        if req.state in (State.PENDING, State.APPROVED, State.SCHEDULED, State.QUEUED):
+            text = f"cancelled by {actor}"
+            if self._move(req, State.CANCELLED, actor, "cancelled", text, outcome=text):
+                return f"#{req.id} cancelled."
+            req = self._get(request_id)
+        if req.state == State.RUNNING:
+            task = self._current_task.get(req.id) or self._running_task(req.id)
+            if not task:
+                return f"#{req.id} is between steps; press Cancel again in a moment."
+            self.store.audit(req.id, actor, "cancel_requested", {"task": task})
+            self.planner.call(lambda x: ops.cancel_task(x, task))
+            return f"Asked xapi to cancel #{req.id}'s current step; the thread will say if it did."
+        raise UserError(f"#{req.id} is {req.state}; there is nothing to cancel")
+
+    def revise(self, request_id: int, revision: int, fix: str, actor: str) -> Request:
+        """Apply a checklist fix (or re-check) to a pending request, then re-run the checklist.
+
+        `fix` is a `Fix` value or "recheck". The press claims the message's revision first,
+        so of two presses on one message only one acts.
+        """
+        req = self._get(request_id)
+        if req.state != State.PENDING:
+            raise UserError(
+                f"#{req.id} is {req.state}; the checklist can change only before approval"
+            )
+        claimed = self.store.claim(
+            req.id, revision, State.PENDING, actor=actor, action=fix, details={"fix": fix}
+        )
+        if claimed is None:
+            raise UserError(OUT_OF_DATE)
+        intent, changes = req.plan["intent"], {}
+        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        if fix == Fix.DELETE_SNAPSHOTS:
+            snapshots = self.recheck(req).plan.vm.snapshots
+            for snap in snapshots:
+                self.planner.call(lambda x, s=snap: ops.delete_snapshot(x, s.ref, s.vdi_refs))
+            text = f"{actor} deleted {len(snapshots)} snapshot(s) of {req.vm_name} and their disks"
+        elif fix == Fix.EXCLUDE_FROM_BACKUP:
+            tag = f"{self.config.backup_tag}=migrate-bot #{req.id}"
+            self.planner.call(lambda x: ops.add_tag(x, vm, tag))
+            changes["tags_added"] = [*req.tags_added, tag]
+            text = f"{actor} excluded {req.vm_name} from backups (tag {tag})"
+        elif fix == Fix.SWITCH_TO_OFFLINE:
+            intent = {**intent, "mode": "offline"}
+            text = f"{actor} switched #{req.id} to an offline migration"
+        elif fix == Fix.HARD_SHUTDOWN:
+            intent = {**intent, "shutdown": "hard"}
+            text = f"{actor} chose a hard shutdown for #{req.id}"
+        else:
+            text = f"{actor} re-ran the checklist"
+        preview = self.planner.rebuild(intent)
+        plan = {**req.plan, "intent": preview.intent(), "summary": preview.summary()}
+        new = self.store.update(
+            req.id, plan=plan, mode=preview.plan.mode, shutdown=preview.plan.shutdown, **changes
+        )
+        self._emit(ev.Revised(req.id, actor, text))
+        return new
+
+    def retry_offline(self, request_id: int, actor: str) -> Request:
+        """A new request, linked to the failed live one, for the same move offline."""
+        req = self._get(request_id)
+        if req.state != State.FAILED or req.mode != "live":
+            raise UserError(
+                f"#{req.id} is {req.state}; only a failed live migration is retried offline"
+            )
+        preview = self.planner.rebuild(req.plan["intent"], mode="offline")
+        new = self.store.create_request(
+            requester=actor,
+            channel=req.channel,
+            command_text=req.command_text + " mode=offline",
+            vm_uuid=req.vm_uuid,
+            vm_name=req.vm_name,
+            dest_host_uuid=req.dest_host_uuid,
+            dest_host_name=req.dest_host_name,
+            mode="offline",
+            shutdown=preview.plan.shutdown,
+            plan={"intent": preview.intent(), "summary": preview.summary()},
+            parent_id=req.id,
+            thread_ts=req.thread_ts,
+        )
+        self.store.audit(req.id, actor, "retry_offline", {"new_request": new.id})
+        return new
+
+    def withdraw(self, request_id: int, reason: str) -> None:
+        """A request nobody could see (its message was not posted) ends, audited."""
+        req = self._get(request_id)
+        self._move(req, State.CANCELLED, "bot", "withdrawn", reason, outcome=reason)
+
+    def _running_task(self, request_id: int) -> str | None:
+        steps = [s for s in self.store.steps(request_id) if s.state in ("issuing", "running")]
+        return steps[-1].task_ref if steps else None
+
+    def _get(self, request_id: int) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise UserError(f"there is no request #{request_id}")
+        return req
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, request_id: int) -> Request:
+        """Take a concurrency slot, then run (or resume) the request to its end."""
+        with about(request_id), self._slots:
+            req = self._get(request_id)
+            if req.state == State.QUEUED:
+                req = self._move(
+                    req, State.RUNNING, "bot", "started", "started", started_at=self.clock.now()
+                ) or self._get(request_id)
+            if req.state != State.RUNNING:
+                return req
+            try:
+                self._execute_patiently(req)
+            except PoolUnreachable as error:
+                self._fail(self._get(req.id), ["POOL_UNREACHABLE", str(error)], live=False)
+            except Exception as error:  # the request must end in a state, whatever happened
+                log.exception("run of #%s crashed", req.id)
+                self._fail(self._get(req.id), ["INTERNAL_ERROR", str(error)], live=False)
+            finally:
+                self._current_task.pop(req.id, None)
+            return self._get(request_id)
+
+    def _execute_patiently(self, req: Request) -> None:
+        """A pool master that does not answer is waited for; every pass resumes from the
+        steps stored so far, so nothing done is done again."""
+        silence = self._silence()
+        while True:
+            try:
+                return self._execute(self._get(req.id))
+            except PoolUnreachable:
+                if not self._wait_for_master(req, silence, {}):
+                    raise
+
+    def _execute(self, req: Request) -> None:
+        intent = req.plan["intent"]
+        if not self.store.steps(req.id):
+            preview = self.recheck(req)
+            if preview.blocked:
+                reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
+                self._fail(req, ["CHECKLIST_BLOCKED", reasons], live=False)
+                return
+        goal = self.planner.call(lambda x: _goal(x, intent))
+        was_running, live = intent["was_running"], intent["mode"] == "live"
+        started = req.started_at or self.clock.now()  # a resumed run keeps its start
+
+        def migrate(x: Any) -> str:
+            # The plan alone, on this session: the checklist ran at the start of the run,
+            # and every call here is downtime for an offline move.
+            plan = self.planner.rebuild_in(x, req.plan["intent"], checked=False).plan
+            return ops.start_migration(x, plan)
+
+        def placed(state: dict[str, Any]) -> bool:
+            on_dest = state["power_state"] != "Running" or state["resident_on"] == goal.dest
+            return on_dest and self._disks_placed(goal)
+
+        def running_on_dest(state: dict[str, Any]) -> bool:
+            return state["power_state"] == "Running" and state["resident_on"] == goal.dest
+
+        try:
+            if live:
+                self._step(req, "migrate", migrate, placed)
+            else:
+                if was_running:
+                    hard = intent["shutdown"] == "hard"
+                    self._step(
+                        req,
+                        "shutdown",
+                        lambda x: ops.start_shutdown(x, goal.vm, hard),
+                        lambda state: state["power_state"] == "Halted",
+                    )
+                if self._has_step(req, "migrate") or not self._disks_placed(goal):
+                    self._step(req, "migrate", migrate, placed)
+                if was_running:
+                    self._step(
+                        req, "start", lambda x: ops.start_on(x, goal.vm, goal.dest), running_on_dest
+                    )
+                else:
+                    self.planner.call(lambda x: ops.set_affinity(x, goal.vm, goal.dest))
+        except StepFailed as failure:
+            shut_down = not live and was_running and failure.step != "shutdown"
+            self._after_failure(req, failure, live, restart=shut_down)
+            return
+        shutdowns = [s.started_at for s in self.store.steps(req.id) if s.name == "shutdown"]
+        self._succeed(req, goal, started, min(shutdowns, default=None))
+
+    def _measure(self, req: Request) -> None:
+        """Remember the copy rate, so the next estimates use what this pool really does."""
+        copied = req.plan["intent"].get("copy_bytes", 0)
+        steps = [s for s in self.store.steps(req.id) if s.name == "migrate" and s.state == "done"]
+        if not copied or not steps or steps[-1].ended_at is None:
+            return
+        seconds = steps[-1].ended_at - steps[-1].started_at
+        if seconds >= 1:
+            self.store.audit(req.id, "bot", "throughput", {"mbps": copied / 1e6 / seconds})
+
+    def _has_step(self, req: Request, name: str) -> bool:
+        return any(s.name == name for s in self.store.steps(req.id))
+
+    def _disks_placed(self, goal: Goal) -> bool:
+        return self.planner.call(lambda x: ops.vdi_srs(x, list(goal.vdi_map))) == goal.vdi_map
+
+    def _step(
+        self,
+        req: Request,
+        name: str,
+        issue: Callable[[Any], str],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        """Issue one XAPI step exactly once (or re-attach to it) and wait for its end.
+
+        TOO_MANY_STORAGE_MIGRATES is xapi saying "not now": wait and issue a new attempt.
+        """
+        silence = self._silence()
+        while True:
+            try:
+                return self._attempt(req, name, issue, done)
+            except StepFailed as failure:
+                if failure.error[0] != "TOO_MANY_STORAGE_MIGRATES":
+                    raise
+                self.store.audit(req.id, "bot", "retry_later", {"step": name})
+                self.clock.sleep(RETRY_BUSY_SECONDS)
+            except PoolUnreachable as error:
+                # Did the call reach xapi? The next attempt asks the VM, never guesses.
+                if not self._wait_for_master(req, silence, {"step": name}):
+                    raise StepFailed(name, ["POOL_UNREACHABLE", str(error)]) from None
+
+    def _silence(self) -> _Silence:
+        return _Silence(self.clock, lambda: self.planner.xapi.stats.answered)
+
+    def _wait_for_master(self, req: Request, silence: _Silence, details: dict[str, Any]) -> bool:
+        """Wait a moment for a pool master that did not answer; False when it has been
+        silent for UNREACHABLE_SECONDS (or the bot is stopping): time to give up."""
+        if silence.outlasted() or self._stopping.is_set():
+            return False
+        self.store.audit(req.id, "bot", "pool_unreachable", details)
+        self.clock.sleep(RETRY_BUSY_SECONDS)
+        return True
+
+    def _attempt(
+        self,
+        req: Request,
+        name: str,
+        issue: Callable[[Any], str],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        if self._stopping.is_set():
+            raise StepFailed(name, ["BOT_STOPPING"])
+        previous = [s for s in self.store.steps(req.id) if s.name == name]
+        last = previous[-1] if previous else None
+        if last and last.state == "done":
+            return
+        vm_ref = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        adopted = None
+        if last and last.state == "issuing" and not last.task_ref:
+            # The bot died between its call and storing the task: the VM tells which.
+            record = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
+            if done(record):
+                self.store.end_step(last.id, "done")
+                return
+            adopted = next(iter(record["current_operations"]), None)  # never pile on
+            if adopted:
+                self.store.step_task(last.id, adopted)
+        if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
+            step, task = last, last.task_ref or adopted or ""
+        else:
+            attempt = (last.attempt + 1) if last else 1
+            step = self.store.begin_step(req.id, name, attempt=attempt)
+            if step is None:
+                raise StepFailed(name, ["STEP_ALREADY_ISSUED", name])
+            self._emit(ev.StepStarted(req.id, name, _STEP_TEXT.get(name, name)))
+            task = self.planner.call(issue)
+            self.store.step_task(step.id, task)
+        self._current_task[req.id] = task
+        began = self.clock.now()
+        record = self._await(req, name, step.id, task, began)
+        self._current_task.pop(req.id, None)
+        if record is None:  # the task vanished (toolstack restart): judge from the VM
+            if self._stopping.is_set():
+                raise StepFailed(name, ["BOT_STOPPING"])
+            state = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
+            if done(state):
+                self.store.end_step(step.id, "done")
+                self._emit(ev.StepDone(req.id, name, self.clock.now() - began, "done"))
+                return
+            self.store.end_step(step.id, "failed", {"description": ["TASK_VANISHED", task]})
+            raise StepFailed(name, ["TASK_VANISHED", task])
+        if record["status"] == "pending":  # we stopped waiting: the bot is stopping
+            raise StepFailed(name, ["BOT_STOPPING"])
+        self.planner.call(lambda x: ops.destroy_task(x, task))
+        if record["status"] == "success":
+            self.store.end_step(step.id, "done")
+            seconds = self.clock.now() - began
+            self._emit(
+                ev.StepDone(req.id, name, seconds, f"{name} done in {format_duration(seconds)}")
+            )
+            return
+        error = list(record["error_info"]) or ["INTERNAL_ERROR", record["status"]]
+        state = "cancelled" if record["status"] == "cancelled" else "failed"
+        self.store.end_step(step.id, state, {"description": error})
+        raise StepFailed(name, error)
+
+    def _await(
+        self, req: Request, name: str, step_id: int, task: str, began: float
+    ) -> dict[str, Any] | None:
+        last_change = [self.clock.now(), 0.0]
+        stalled = [False]
+
+        written = [-1.0, 0.0]  # fraction and time last written to the store
+
+        def progress(record: dict[str, Any]) -> None:
+            fraction, now = float(record["progress"]), self.clock.now()
+            if fraction > last_change[1]:
+                last_change[:] = [now, fraction]
+                stalled[0] = False
+            elapsed = now - began
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+            # The store needs progress for stalls and restarts, not every tick of it.
+            if fraction - written[0] >= PROGRESS_STEP or now - written[1] >= PROGRESS_SECONDS:
+                self.store.step_progress(step_id, fraction)
+                written[:] = [fraction, now]
+            self._emit(ev.StepProgress(req.id, name, fraction, eta))
+
+        def keep_waiting() -> bool:
+            idle = self.clock.now() - last_change[0]
+            if idle >= self.config.stall_seconds and not stalled[0]:
+                stalled[0] = True
+                self._emit(ev.StepStalled(req.id, name, idle))
+            return not self._stopping.is_set()
+
+        return self.watcher.wait_task(task, progress, keep_waiting)
+
+    def _after_failure(self, req: Request, failure: StepFailed, live: bool, restart: bool) -> None:
+        """An offline run that had shut the VM down starts it again where it was."""
+        vm_down = False
+        if restart and failure.error[0] != "BOT_STOPPING":
+            source = req.plan["intent"]["source_host_uuid"]
+            try:
+                self._restart_where_it_was(req, source)
+            except (StepFailed, UserError, XenError):
+                vm_down = True
+        if failure.error[0] == "BOT_STOPPING":
+            return  # the next start re-attaches
+        if failure.error[0] == "TASK_CANCELLED" and not vm_down:
+            text = f"xapi cancelled the {failure.step} step; {req.vm_name} is where it was."
+            if restart:
+                text += " It was started again on its original host."
+            self._move(
+                self._get(req.id),
+                State.CANCELLED,
+                "bot",
+                "cancelled",
+                text,
+                outcome=text,
+                finished_at=self.clock.now(),
+            )
+            return
+        self._fail(self._get(req.id), failure.error, live=live, vm_down=vm_down)
+
+    def _restart_where_it_was(self, req: Request, source_uuid: str) -> None:
+        host = self.planner.call(lambda x: x.host.get_by_uuid(source_uuid))
+        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
+        self._step(
+            req,
+            "restart",
+            lambda x: ops.start_on(x, vm, host),
+            lambda s: s["power_state"] == "Running",
+        )
+
+    def _fail(self, req: Request, error: list[str], live: bool, vm_down: bool = False) -> None:
+        how = explain(error, live=live)
+        text = how.sentence
+        if error[0] == "CHECKLIST_BLOCKED":
+            text = f"The checklist has a blocker now: {error[1]}"
+        if vm_down:
+            text += f" {req.vm_name} is DOWN: it was shut down and could not be started again."
+        self._move(
+            req,
+            State.FAILED,
+            "bot",
+            "failed",
+            text,
+            outcome=text,
+            error={"code": how.code, "description": error},
+            finished_at=self.clock.now(),
+        )
+        self._emit(ev.Failed(req.id, text, how.next_step, how.code, how.retry_offline, vm_down))
+
+    def _succeed(self, req: Request, goal: Goal, started: float, down_since: float | None) -> None:
+        for tag in req.tags_added:
+            self.planner.call(lambda x, tag=tag: ops.remove_tag(x, goal.vm, tag))
+        now = self.clock.now()
+        seconds, downtime = now - started, (now - down_since if down_since else 0.0)
+        srs = sorted({d["to"] for d in req.plan["summary"]["disks"]})
+        where = (
+            f"is running on {req.dest_host_name}"
+            if req.plan["intent"]["was_running"]
+            else f"stays halted; its next start lands on {req.dest_host_name}"
+        )
+        text = (
+            f"{req.vm_name} {where}, disks on {', '.join(srs) or 'their SRs'}, "
+            f"{format_duration(seconds)}"
+        )
+        if downtime:
+            text += f" (downtime {format_duration(downtime)})"
+        if req.tags_added:
+            text += "; backups resume (the bot removed its backup-exclusion tag)"
+        if self._move(
+            req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now
+        ):
+            self._measure(req)  # once, whatever was retried before
+        self._emit(ev.Succeeded(req.id, text, seconds, downtime))
+
+    # -- stuck --------------------------------------------------------------------------
+    def check_stuck(self, request_id: int) -> Request:
+        """After the grace: a migrate operation left on the VM or a host means STUCK."""
+        req = self._get(request_id)
+        if req.state not in (State.SUCCEEDED, State.STUCK):
+            return req
+        own = {s.task_ref for s in self.store.steps(req.id) if s.task_ref}
+        leftover = self.planner.call(lambda x: _leftover(x, req.vm_uuid, req.dest_host_uuid, own))
+        if leftover is None:
+            if req.state == State.STUCK:
+                self._move(req, State.SUCCEEDED, "bot", "cleared", "the leftover operation is gone")
+                self._emit(ev.Cleared(req.id, f"{req.vm_name} is no longer stuck."))
+            return self._get(request_id)
+        if req.state == State.STUCK:
+            return req
+        host_ref, host_name, others = leftover
+        text = (
+            f"{req.vm_name} still shows a migration in progress (running (vm_migrate)) "
+            f"{format_duration(self.config.stuck_grace_seconds)} after it ended. Restarting "
+            f"the toolstack on {host_name} clears it; running VMs are not affected."
+        )
+        plan = {**req.plan, "stuck_host": host_ref, "stuck_host_name": host_name}
+        new = self._move(req, State.STUCK, "bot", "stuck", text, plan=plan)
+        if new:
+            self._emit(ev.Stuck(req.id, host_ref, host_name, text, tuple(others)))
+        return self._get(request_id)
+
+    def restart_toolstack(self, request_id: int, actor: str) -> str:
+        """host.restart_agent on the host that clears the leftover, then check again."""
+        req = self._get(request_id)
+        if req.state != State.STUCK:
+            raise UserError(f"#{req.id} is {req.state}, not stuck; nothing to restart")
+        host = req.plan["stuck_host"]
+
+        def guard(x: Any) -> tuple[str, bool, float]:
+            pool = x.pool.get_record(x.pool.get_all()[0])
+            return x.host.get_name_label(host), pool["ha_enabled"], ops.agent_start_time(x, host)
+
+        name, ha, before = self.planner.call(guard)
+        if ha:
+            raise UserError(
+                "HA is enabled on this pool: a toolstack restart would fence the "
+                "host. Disable HA first, or restart the toolstack by hand."
+            )
+        busy = [r for r in self.store.in_states(State.RUNNING) if r.id != req.id]
+        if busy:
+            raise UserError(
+                f"#{busy[0].id} is running in this pool; restarting the toolstack "
+                "would abort it. Try again when it has finished."
+            )
+        self.store.audit(req.id, actor, "restart_toolstack", {"host": name})
+        self._emit(
+            ev.StepStarted(
+                req.id,
+                "restart_toolstack",
+                f"restarting the toolstack on {name}",
+            )
+        )
+        began = self.clock.now()
+        self.planner.call(lambda x: ops.restart_agent(x, host))
+        self._wait_agent(host, before)
+        took = self.clock.now() - began
+        self._emit(ev.StepDone(req.id, "restart_toolstack", took, "the toolstack is back"))
+        req = self.check_stuck(req.id)
+        if req.state == State.STUCK:
+            return (
+                f"The toolstack on {name} restarted but {req.vm_name} still shows the "
+                "migration. The next step is a reboot of that host (the bot never reboots "
+                "hosts by itself)."
+            )
+        return f"The toolstack on {name} restarted and {req.vm_name} is clear."
+
+    def _wait_agent(self, host: str, before: float) -> None:
+        deadline = self.clock.now() + AGENT_WAIT_SECONDS
+        while self.clock.now() < deadline:
+            try:
+                start, enabled = self.planner.xapi.call(
+                    lambda x: (ops.agent_start_time(x, host), ops.host_enabled(x, host))
+                )
+                if start > before and enabled:
+                    return
+            except XenError:
+                pass  # still restarting
+            self.clock.sleep(1.0)
+        raise UserError("the toolstack did not come back within 10 minutes; check the host")
+
+    # -- deadlines ------------------------------------------------------------------------
+    def due(self) -> list[tuple[str, int]]:
+        """What the ticker must do now, judged from stored times against the clock.
+
+        ("stuck", id) for a success whose grace has passed (once) and for every stuck
+        request (a hand-made toolstack restart clears it too); ("start", id) for a
+        scheduled request whose window has come, ("missed", id) for one whose window
+        passed longer ago than the grace (the bot was down); ("expire", id) for a request
+        nobody approved in time (one with a window may wait for approval until it opens).
+        """
+        now, config = self.clock.now(), self.config
+        grace = config.stuck_grace_seconds
+        recent = now - grace - RECENT_SECONDS  # a success older than this was checked long ago
+        work = [
+            ("stuck", r.id)
+            for r in self.store.in_states(State.SUCCEEDED, changed_since=recent)
+            if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
+        ]
+        work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]
+        for r in self.store.in_states(State.SCHEDULED):
+            if r.run_at is not None and r.run_at <= now:
+                late = now - r.run_at > config.missed_window_grace_seconds
+                work.append(("missed" if late else "start", r.id))
+        work += [
+            ("expire", r.id)
+            for r in self.store.in_states(State.PENDING)
+            if max(r.created_at + config.approval_ttl_seconds, r.run_at or 0.0) <= now
+        ]
+        return work
+
+    def expire(self, request_id: int) -> Request | None:
+        """Nobody approved it in time: the buttons go, the thread says so."""
+        req = self._get(request_id)
+        waited = format_duration(self.clock.now() - req.created_at)
+        text = f"expired: nobody approved it within {waited}; file it again if still needed"
+        return self._move(req, State.EXPIRED, "bot", "expired", text, outcome=text)
+
+    def miss(self, request_id: int) -> Request | None:
+        """Its window passed while the bot was down, beyond the grace: it does not run."""
+        req = self._get(request_id)
+        late = format_duration(self.clock.now() - (req.run_at or self.clock.now()))
+        text = (
+            f"missed: its window passed {late} ago while the bot was down "
+            f"(more than the {format_duration(self.config.missed_window_grace_seconds)} "
+            "grace); file it again for a new window"
+        )
+        return self._move(req, State.MISSED, "bot", "missed", text, outcome=text)
+
+    def mark_checked(self, request_id: int) -> None:
+        req = self._get(request_id)
+        self.store.update(req.id, plan={**req.plan, "stuck_checked": True})
+
+    def start_window(self, request_id: int) -> Request | None:
+        req = self._get(request_id)
+        return self._move(req, State.QUEUED, "bot", "window_open", "its window has come: queued")
+
+    # -- life cycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop issuing steps; running tasks are left for the next start to re-attach."""
+        self._stopping.set()
+
+    def recoverable(self) -> list[Request]:
+        """Requests a fresh start must pick up (queued, running)."""
+        return self.store.in_states(State.APPROVED, State.QUEUED, State.RUNNING)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Where the request puts the VM, by ref: what "done" means for each step."""
+
+    vm: str
+    dest: str
+    vdi_map: dict[str, str]
+
+
+def _goal(x: Any, intent: dict[str, Any]) -> Goal:
+    return Goal(
+        vm=x.VM.get_by_uuid(intent["vm_uuid"]),
+        dest=x.host.get_by_uuid(intent["dest_host_uuid"]),
+        vdi_map={x.VDI.get_by_uuid(v): x.SR.get_by_uuid(s) for v, s in intent["disk_srs"].items()},
+    )
+
+
+def facts_ref(x: Any, vm_uuid: str) -> str:
+    return x.VM.get_by_uuid(vm_uuid)
+
+
+def _leftover(
+    x: Any, vm_uuid: str, host_uuid: str, own_tasks: set[str]
+) -> tuple[str, str, list[str]] | None:
+    """A migrate operation on the VM (or vm_migrate on its destination) whose task ended.
+
+    A host's entry counts only when it is one of this request's tasks: the destination
+    may carry another VM's leftover, which is that request's business.
+
+    The host to restart is the pool master (the bot's tasks live there), unless the task
+    still exists and is resident on a member.
+    """
+    vm = x.VM.get_by_uuid(vm_uuid)
+    entries = [(t, op) for t, op in x.VM.get_current_operations(vm).items() if op in MIGRATE_OPS]
+    dest = x.host.get_by_uuid(host_uuid)
+    entries += [
+        (t, op)
+        for t, op in x.host.get_current_operations(dest).items()
+        if op == "vm_migrate" and t in own_tasks
+    ]
+    master = x.pool.get_master(x.pool.get_all()[0])
+    for task, _ in entries:
+        record = ops.task_record(x, task)
+        if record is not None and record["status"] == "pending":
+            continue
+        target = (
+            record["resident_on"]
+            if record and record["resident_on"] != "OpaqueRef:NULL"
+            else master
+        )
+        return target, x.host.get_name_label(target), ops.pending_tasks(x)
+    return None
+
+
+@dataclass
+class _Silence:
+    """A spell of a pool master not answering: it starts at the first unanswered call, not
+    when the run or step began (a long copy before it costs none of the wait), and starts
+    again when the master answered any call in between."""
+
+    clock: Clock
+    answered: Callable[[], int]  # how many calls the master has answered so far
+    since: float = 0.0
+    seen: int = -1
+
+    def outlasted(self) -> bool:
+        now, answered = self.clock.now(), self.answered()
+        if answered != self.seen:
+            self.since, self.seen = now, answered
+        return now - self.since >= UNREACHABLE_SECONDS
+
+
+def _queued_text(state: State) -> str:
+    return "scheduled for its window" if state == State.SCHEDULED else "queued"
+
+
+_STEP_TEXT = {
+    "shutdown": "shutting the VM down",
+    "migrate": "migrating",
+    "start": "starting the VM on the destination",
+    "restart": "starting the VM again where it was",
+}

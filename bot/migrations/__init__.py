@@ -1,1 +1,0 @@
-"""Alembic migrations of the store's schema, run by `bot.store.Store` on start-up."""

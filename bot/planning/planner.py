@@ -1,0 +1,241 @@
+"""From what a user typed (or what a request stored) to a plan and its checklist.
+
+`Planner.preview(command)` resolves names against the pool and runs every check;
+`Planner.rebuild(intent)` does the same from the UUIDs a request stored, with fresh facts,
+so an approval or a scheduled start re-checks what may have changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
+from bot.planning.command import MigrateCommand
+from bot.planning.explain import explain, names_for
+from bot.planning.plan import PlanError, copy_bytes, format_duration, format_size, make_plan
+from bot.planning.preflight import blocking, checklist
+from bot.planning.resolve import ResolveError, disk_label, resolve, resolve_disk
+from bot.xen import facts, ops
+from bot.xen.connection import Xapi
+from bot.xen.errors import XapiFailure, XapiUnavailable
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Something the user must change or retry; the message is for them (no traceback)."""
+
+
+class PoolUnreachable(UserError):
+    """XAPI did not answer: worth retrying, unlike the other user errors."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    backup_tag: str = "xo:no-bak"
+    cpu_threshold: float = 0.8
+    throughput_mbps: float = 100.0
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan, the pool it was made against, and its checklist."""
+
+    plan: Plan
+    pool: PoolFacts
+    checks: tuple[Check, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return blocking(self.checks)
+
+    @property
+    def source_name(self) -> str:
+        host = self.pool.hosts.get(self.plan.source_host_ref)
+        return host.name if host else "no host (halted)"
+
+    @property
+    def dest_name(self) -> str:
+        return self.pool.hosts[self.plan.dest_host_ref].name
+
+    def sr_name(self, ref: str) -> str:
+        sr = self.pool.srs.get(ref)
+        return sr.name if sr else ref
+
+    def intent(self) -> dict[str, Any]:
+        """What a request stores: UUIDs (refs are not promised to last) and the choices."""
+        plan = self.plan
+        return {
+            "vm_uuid": plan.vm.uuid,
+            "dest_host_uuid": self.pool.hosts[plan.dest_host_ref].uuid,
+            "source_host_uuid": getattr(self.pool.hosts.get(plan.source_host_ref), "uuid", ""),
+            "disk_srs": {m.disk.vdi_uuid: self.pool.srs[m.dest_sr_ref].uuid for m in plan.disks},
+            "mode": plan.mode,
+            "shutdown": plan.shutdown,
+            "was_running": plan.vm.power_state == "Running",
+            "copy_bytes": copy_bytes(plan),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What the request message shows, kept with the request for listings and audit."""
+        plan = self.plan
+        return {
+            "vm": plan.vm.name,
+            "source": self.source_name,
+            "dest": self.dest_name,
+            "mode": plan.mode,
+            "call": plan.call,
+            "estimate": format_duration(plan.estimate_seconds),
+            "downtime": format_duration(plan.downtime_seconds),
+            "snapshots": len(plan.vm.snapshots),
+            "disks": [
+                {
+                    "label": disk_label(m.disk),
+                    "size": format_size(m.disk.virtual_size),
+                    "from": self.sr_name(m.disk.sr_ref),
+                    "to": self.sr_name(m.dest_sr_ref),
+                }
+                for m in plan.disks
+            ],
+            "checks": [
+                {
+                    "key": c.key,
+                    "severity": str(c.severity),
+                    "title": c.title,
+                    "reason": c.reason,
+                    "fix": c.fix,
+                    "action": str(c.action) if c.action else None,
+                }
+                for c in self.checks
+            ],
+        }
+
+
+class Planner:
+    def __init__(
+        self, xapi: Xapi, config: PlannerConfig, measured: Callable[[], float | None] = lambda: None
+    ) -> None:
+        """`measured` gives the copy rate (MB/s) seen on earlier migrations, if any."""
+        self.xapi = xapi
+        self.config = config
+        self.measured = measured
+
+    def throughput(self) -> float:
+        return self.measured() or self.config.throughput_mbps
+
+    def preview(self, command: MigrateCommand) -> Preview:
+        """Resolve the command's names, plan, and run the checklist."""
+
+        def gather(x: Any) -> Preview:
+            pool = facts.read_pool(x)
+            host = resolve("host", command.host, list(pool.hosts.values()))
+            vm = facts.vm_facts(x, facts.find_vm(x, command.vm, pool))
+            srs = list(pool.srs.values())
+            sr = resolve("SR", command.sr, srs).ref if command.sr else None
+            disk_srs = {
+                resolve_disk(selector, vm.disks).vdi_ref: resolve("SR", name, srs).ref
+                for selector, name in command.disks
+            }
+            return self._checked(
+                x, vm, pool, host.ref, sr, disk_srs, command.mode, command.shutdown
+            )
+
+        return self.call(gather)
+
+    def rebuild(
+        self,
+        intent: Mapping[str, Any],
+        mode: Mode | None = None,
+        shutdown: ShutdownKind | None = None,
+    ) -> Preview:
+        """The stored request against the pool as it is now (optionally another mode)."""
+        return self.call(lambda x: self.rebuild_in(x, intent, mode, shutdown))
+
+    def rebuild_in(
+        self,
+        x: Any,
+        intent: Mapping[str, Any],
+        mode: Mode | None = None,
+        shutdown: ShutdownKind | None = None,
+        checked: bool = True,
+    ) -> Preview:
+        """`rebuild` on a session the caller holds; `checked=False` skips the checklist
+        (and xapi's own pre-check): the plan alone, when the VM is already down."""
+        pool = facts.read_pool(x)
+        vm_ref = facts.lookup_uuid(x, "VM", intent["vm_uuid"])
+        vm = facts.vm_facts(x, facts.vm_ref(x, vm_ref))
+        host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
+        by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
+        disk_srs = {
+            d.vdi_ref: by_uuid[intent["disk_srs"][d.vdi_uuid]]
+            for d in vm.disks
+            if intent["disk_srs"].get(d.vdi_uuid) in by_uuid
+        }
+        mode, shutdown = mode or intent["mode"], shutdown or intent["shutdown"]
+        if not checked:
+            plan = make_plan(vm, pool, host, None, disk_srs, mode, shutdown, self.throughput())
+            return Preview(plan, pool, ())
+        return self._checked(x, vm, pool, host, None, disk_srs, mode, shutdown)
+
+    def inventory(self) -> facts.Inventory:
+        """VMs, hosts and SRs by name, for the modal's searchable selects."""
+        return self.call(facts.inventory)
+
+    def vm_and_pool(self, vm_uuid: str) -> tuple[VMFacts, PoolFacts]:
+        """One VM's facts (its disks, for the modal) and the pool's."""
+
+        def gather(x: Any) -> tuple[VMFacts, PoolFacts]:
+            ref = facts.lookup_uuid(x, "VM", vm_uuid)
+            return facts.vm_facts(x, facts.vm_ref(x, ref)), facts.read_pool(x)
+
+        return self.call(gather)
+
+    def _checked(
+        self,
+        x: Any,
+        vm: Any,
+        pool: PoolFacts,
+        host: str,
+        sr: str | None,
+        disk_srs: Mapping[str, str],
+        mode: Mode | None,
+        shutdown: ShutdownKind,
+    ) -> Preview:
+        pool = facts.with_free_memory(x, pool, host)
+        plan = make_plan(vm, pool, host, sr, disk_srs, mode, shutdown, self.throughput())
+        verdict = ops.assert_can_migrate(x, plan)
+        checks = checklist(
+            plan,
+            pool,
+            backup_tag=self.config.backup_tag,
+            cpu_threshold=self.config.cpu_threshold,
+            assert_error=verdict,
+        )
+        return Preview(plan, pool, checks)
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn` on a session; every failure becomes a UserError worded for people."""
+        try:
+            return self.xapi.call(fn)
+        except (ResolveError, PlanError) as error:
+            raise UserError(str(error)) from None
+        except XapiFailure as failure:
+            raise UserError(str(explain(failure.description))) from None
+        except XapiUnavailable as error:
+            raise PoolUnreachable(
+                f"Cannot reach the pool master ({error}). Try again shortly."
+            ) from None
+
+
+def _by_uuid(objects: Mapping[str, Any], uuid: str, kind: str) -> str:
+    for ref, obj in objects.items():
+        if obj.uuid == uuid:
+            return ref
+    raise UserError(f"the {kind} this request names ({uuid}) no longer exists")
+
+
+def names(preview: Preview) -> dict[str, str]:
+    """Refs and UUIDs -> names, so XAPI errors read "vm01 on host3", not refs."""
+    return names_for(preview.pool, preview.plan.vm)

@@ -1,0 +1,102 @@
+"""The Slack front, wired once: Web API client, access rules, notifier, desk, bolt app.
+
+`build_front(settings, core)` is the composition root for everything Slack; handlers are
+registered here and nowhere else. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.metrics import CountingRateLimitHandler, CountingWebClient, SlackStats
+from bot.settings import Settings, SettingsError
+from bot.slack.access import Access
+from bot.slack.desk import Desk
+from bot.slack.notify import Notifier
+from bot.slack.outbox import Outbox
+from bot.wiring import Core
+from handlers import actions, commands, modal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Front:
+    app: App
+    client: WebClient
+    desk: Desk
+    notifier: Notifier
+    outbox: Outbox
+    stats: SlackStats
+
+    def stop(self) -> None:
+        """Finish what the desk is doing, then send what is queued for Slack."""
+        self.desk.stop()
+        self.outbox.stop()
+
+
+def web_client(settings: Settings, stats: SlackStats) -> WebClient:
+    """slack_sdk retries only connection errors by default: add 429 and 5xx."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    return CountingWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=3),
+            CountingRateLimitHandler(stats, max_retry_count=5),
+            ServerErrorRetryHandler(max_retry_count=3),
+        ],
+        stats=stats,
+    )
+
+
+def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) -> Front:
+    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    if settings.bot_require_approval and not settings.bot_approvers:
+        raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
+    stats = SlackStats()
+    client = web_client(settings, stats)
+    clock = core.engine.clock
+    access = Access(
+        approvers=settings.bot_approvers,
+        requesters=settings.bot_requesters,
+        allowed_channels=settings.bot_allowed_channels,
+        allow_self_approval=settings.bot_allow_self_approval,
+        members=lambda group: client.usergroups_users_list(usergroup=group)["users"],
+        clock=clock,
+    )
+    outbox = (outbox or Outbox()).start()
+    notifier = Notifier(
+        client, core.store, outbox, clock, access.mention(), settings.bot_require_approval
+    )
+    core.engine.subscribe(notifier)
+    desk = Desk(
+        core.engine,
+        core.store,
+        notifier,
+        access,
+        clock,
+        settings.timezone,
+        settings.bot_require_approval,
+    )
+    secret = settings.slack_signing_secret
+    app = App(
+        client=client,
+        # No auth.test at start-up: the probes must answer while Slack is unreachable;
+        # `migrate-bot check-config` is where tokens are verified.
+        token_verification_enabled=False,
+        signing_secret=secret.get_secret_value() if secret else "",
+        logger=logging.getLogger("slack_bolt"),
+    )
+    commands.register(app, desk)
+    actions.register(app, desk)
+    modal.register(app, desk)
+    return Front(app, client, desk, notifier, outbox, stats)

@@ -1,0 +1,265 @@
+"""What the Slack handlers delegate to, after they have acknowledged Slack.
+
+Every method here may take seconds (XAPI, the database, Slack's Web API), so handlers call
+`Desk.later(...)`, which runs it on the desk's own threads, never bolt's five listener
+threads. Answers to the person who typed or pressed go through `reply` (ephemeral);
+everything others should see goes to the channel and the thread through the notifier.
+Every press is audited, refused ones too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.errors import SlackApiError
+
+from bot.clock import Clock
+from bot.engine.engine import OUT_OF_DATE, Engine
+from bot.logs import about
+from bot.models import Fix
+from bot.planning.command import MigrateCommand, UsageError, parse_request_id
+from bot.planning.plan import format_size
+from bot.planning.planner import UserError
+from bot.planning.when import resolve_at
+from bot.slack import blocks
+from bot.slack.access import Access
+from bot.slack.blocks.buttons import FIX_PREFIX, RECHECK
+from bot.slack.cards import with_mentions
+from bot.slack.modal_form import channel_of
+from bot.slack.notify import Notifier
+from bot.slack.outbox import OUTCOME
+from bot.store.store import Request, Store, VMBusy
+from bot.xen.facts import Inventory
+
+log = logging.getLogger(__name__)
+INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says "did you mean"
+Reply = Callable[[dict[str, Any]], None]
+INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrate there."
+NOT_ENABLED = "/migrate is not enabled in this channel."
+# A fix button's action id -> what the engine's revise() applies.
+FIXES = {FIX_PREFIX + fix: fix.value for fix in Fix} | {RECHECK: RECHECK}
+
+
+class Desk:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        notifier: Notifier,
+        access: Access,
+        clock: Clock,
+        timezone: ZoneInfo,
+        require_approval: bool,
+        workers: int = 4,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.notifier = notifier
+        self.access = access
+        self.clock = clock
+        self.timezone = timezone
+        self.require_approval = require_approval
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="desk")
+        self._inventory: tuple[float, Inventory] | None = None
+
+    def later(self, fn: Callable[..., None], *args: Any, reply: Reply) -> None:
+        """Run `fn(*args, reply)` off the listener thread; whatever happens, `reply` hears."""
+
+        def guarded() -> None:
+            try:
+                fn(*args, reply)
+            except UserError as error:
+                reply(blocks.notice(str(error), "⚠️"))
+            except VMBusy as busy:
+                reply(blocks.notice(f"That VM already has an active request: #{busy.request_id}."))
+            except Exception:
+                log.exception("%s failed", getattr(fn, "__name__", fn))
+                reply(blocks.notice("Something went wrong on our side; it is logged.", "❌"))
+
+        self._pool.submit(guarded)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    # -- /migrate <vm> to <host> ----------------------------------------------------------
+    def channel_refusal(self, channel: str) -> str | None:
+        """Why nothing may be filed from `channel` (a DM, a channel not enabled), or None."""
+        if channel.startswith("D"):
+            return INVITE
+        if not self.access.channel_allowed(channel):
+            return NOT_ENABLED
+        return None
+
+    def file(self, command: MigrateCommand, user: str, channel: str, reply: Reply) -> None:
+        """Check, plan and post the request message (or, for dry-run, show it to the user)."""
+        if refused := self.channel_refusal(channel):  # the modal's path comes here too
+            reply(blocks.notice(refused, "⛔"))
+            return
+        if not self.access.may_request(user):
+            reply(blocks.notice("Only the configured requesters may file migrations.", "⛔"))
+            return
+        run_at = self._run_at(command.at)
+        if isinstance(run_at, UsageError):
+            reply(blocks.usage_message(run_at.message))
+            return
+        preview = self.engine.preview(command)
+        if command.dry_run:
+            draft = blocks.Card(0, 0, "pending", user, preview.summary(), preview.plan.shutdown)
+            reply(blocks.dry_run_message(draft))
+            return
+        req = self.engine.submit(command, preview, user, channel, run_at)
+        try:
+            self.notifier.post_request(req)
+        except SlackApiError as error:
+            reason = error.response.get("error", "")
+            if reason == "ratelimited":  # Slack is busy, not refusing: post it shortly
+                self.notifier.later(req)
+                reply(blocks.notice(f"Slack is busy; request #{req.id} will appear shortly."))
+                return
+            self.engine.withdraw(req.id, f"the request message could not be posted ({reason})")
+            if reason in ("not_in_channel", "channel_not_found", "is_archived"):
+                reply(blocks.notice(INVITE, "⚠️"))
+                return
+            raise
+
+    def _run_at(self, text: str | None) -> float | UsageError | None:
+        if text is None:
+            return None
+        now = datetime.fromtimestamp(self.clock.now(), tz=UTC)
+        when = resolve_at(text, now, self.timezone)
+        return when if isinstance(when, UsageError) else when.timestamp()
+
+    # -- buttons --------------------------------------------------------------------------
+    def press(self, action: str, value: str, user: str, reply: Reply) -> None:
+        parsed = blocks.parse_button_value(value)
+        if parsed is None:
+            reply(blocks.notice("This button is not one of ours.", "⛔"))
+            return
+        request_id, revision = parsed
+        with about(request_id):
+            self._press(action, request_id, revision, user, reply)
+
+    def _press(self, action: str, request_id: int, revision: int, user: str, reply: Reply) -> None:
+        req = self._get(request_id)
+        refused = self.access.refusal(action, user, req.requester)
+        if refused is None and action == "start" and self.require_approval:
+            refused = "This request needs an approver's Approve."
+        if refused is None and revision != req.revision:
+            refused = OUT_OF_DATE
+        if refused:
+            self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
+            reply(blocks.notice(refused, "⛔"))
+            return
+        if action in ("approve", "start"):
+            self.engine.approve(req.id, user, revision)
+        elif action == "reject":
+            self.engine.reject(req.id, user)
+        elif action == "cancel":
+            reply(blocks.notice(self.engine.cancel(req.id, user)))
+        elif action in FIXES:
+            self.engine.revise(req.id, revision, FIXES[action], user)
+        elif action == "retry_offline":
+            new = self.engine.retry_offline(req.id, user)
+            self.notifier.post_request(new)
+        elif action == "restart_toolstack":
+            reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
+            asked = with_mentions(f"{user} asked for a toolstack restart")
+            self.notifier.reply(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
+            answer = self.engine.restart_toolstack(req.id, user)
+            line = blocks.thread_line(blocks.escape(answer), self.clock.now())
+            self.notifier.reply(req.id, line, OUTCOME)
+        else:
+            reply(blocks.notice("Unknown button.", "⛔"))
+
+    # -- the modal -----------------------------------------------------------------------
+    def suggest(self, kind: str, query: str) -> list[tuple[str, str]]:
+        """Options for the modal's searchable selects, from a cached inventory."""
+        now = self.clock.now()
+        if self._inventory is None or now - self._inventory[0] > INVENTORY_SECONDS:
+            self._inventory = (now, self.engine.planner.inventory())
+        inventory = self._inventory[1]
+        choices = {"vm": inventory.vms, "host": inventory.hosts, "sr": inventory.srs}
+        needle = query.strip().lower()
+        found = [(c.text, c.uuid) for c in choices.get(kind, ()) if needle in c.text.lower()]
+        return found[:100]
+
+    def vm_chosen(self, view: dict[str, Any], vm_uuid: str, reply: Reply) -> None:
+        """Rebuild the modal with one SR select per disk of the chosen VM."""
+        vm, pool = self.engine.planner.vm_and_pool(vm_uuid)
+        disks = [
+            {
+                "userdevice": d.userdevice,
+                "device": d.device,
+                "size": format_size(d.virtual_size),
+                "sr": pool.srs[d.sr_ref].name if d.sr_ref in pool.srs else "?",
+            }
+            for d in vm.disks
+        ]
+        srs = [{"text": s.name, "value": s.uuid} for s in pool.srs.values()]
+        form = blocks.migrate_modal(
+            channel_of(view), {"text": vm.name, "value": vm.uuid}, disks, srs
+        )
+        self.notifier.client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
+
+    # -- list, status, cancel -------------------------------------------------------------
+    def list(self, reply: Reply) -> None:
+        open_ = self.store.open_requests()
+        cards = [self.notifier.card(r) for r in open_]
+        done = [self.notifier.card(r) for r in self.store.recent_finished(10)]
+        reply(blocks.request_list(cards, done, self._permalinks(open_)))
+
+    def status(self, target: str, reply: Reply) -> None:
+        request_id = parse_request_id(target)
+        req = self.store.get(request_id) if request_id is not None else self._by_name(target)
+        if req is None:
+            reply(blocks.notice(f"No request matches {target!r}; try /migrate list."))
+            return
+        steps = [
+            (s.name, str(s.state), _took(s.started_at, s.ended_at))
+            for s in self.store.steps(req.id)
+        ]
+        link = self._permalinks([req]).get(req.id)
+        reply(blocks.request_status(self.notifier.card(req), link, steps))
+
+    def cancel(self, request_id: int, user: str, reply: Reply) -> None:
+        req = self._get(request_id)
+        refused = self.access.refusal("cancel", user, req.requester)
+        if refused:
+            self.store.audit(req.id, user, "refused", {"action": "cancel", "why": refused})
+            reply(blocks.notice(refused, "⛔"))
+            return
+        reply(blocks.notice(self.engine.cancel(req.id, user)))
+
+    def _get(self, request_id: int) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise UserError(f"There is no request #{request_id}.")
+        return req
+
+    def _by_name(self, vm_name: str) -> Request | None:
+        for req in [*self.store.open_requests(), *self.store.recent_finished(50)]:
+            if req.vm_name == vm_name:
+                return req
+        return None
+
+    def _permalinks(self, requests: list[Request]) -> dict[int, str]:
+        links = {}
+        for req in requests:
+            if req.channel and req.message_ts:
+                try:
+                    answer = self.notifier.client.chat_getPermalink(
+                        channel=req.channel, message_ts=req.message_ts
+                    )
+                    links[req.id] = answer["permalink"]
+                except SlackApiError:
+                    continue
+        return links
+
+
+def _took(start: float, end: float | None) -> float | None:
+    return None if end is None else end - start

@@ -1,0 +1,3 @@
+"""SQLAlchemy schema and records, the store, Alembic migrations.
+May import the shared ground only.
+"""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store's schema, run by `bot.store.store.Store` on start-up."""
