@@ -21,8 +21,8 @@ from bot.logs import about
 from bot.models import Fix
 from bot.planning.command import MigrateCommand, render
 from bot.planning.explain import explain
-from bot.planning.plan import format_duration
 from bot.planning.planner import Planner, PoolUnreachable, Preview, UserError
+from bot.planning.units import format_duration
 from bot.states import State
 from bot.store.store import Request, Store
 from bot.xen import ops
@@ -142,7 +142,7 @@ class Engine:
         """
         req = self._get(request_id)
         if req.state != State.PENDING:
-            raise UserError(f"#{req.id} is {req.state}; nothing to approve")
+            raise UserError(settled(req))
         if revision is not None and revision != req.revision:
             raise UserError(OUT_OF_DATE)
         preview = self.recheck(req)
@@ -161,7 +161,7 @@ class Engine:
             approved_at=now,
         )
         if approved is None:
-            raise UserError(f"#{req.id} was already handled by someone else")
+            raise UserError(settled(self._get(req.id)))
         target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
         queued = self._move(approved, target, actor, str(target), _queued_text(target))
         if queued is not None and target == State.QUEUED:
@@ -173,7 +173,7 @@ class Engine:
         text = f"rejected by {actor}"
         new = self._move(req, State.REJECTED, actor, "rejected", text, outcome=text)
         if new is None:
-            raise UserError(f"#{req.id} is {req.state}; it cannot be rejected now")
+            raise UserError(settled(self._get(req.id)))
         return new
 
     def cancel(self, request_id: int, actor: str) -> str:
@@ -811,6 +811,16 @@ class _Silence:
         if answered != self.seen:
             self.since, self.seen = now, answered
         return now - self.since >= UNREACHABLE_SECONDS
+
+
+def settled(req: Request) -> str:
+    """What a press meant for a pending request meets once it was decided: who did what,
+    whichever way a race between two presses went."""
+    if req.approved_by:
+        return f"Already approved by {req.approved_by}."
+    if req.outcome:
+        return f"Already {req.outcome}."
+    return f"#{req.id} is {req.state}; it no longer waits for a decision."
 
 
 def _queued_text(state: State) -> str:

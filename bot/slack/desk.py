@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
-from bot.engine.engine import OUT_OF_DATE, Engine
+from bot.engine.engine import OUT_OF_DATE, Engine, settled
 from bot.logs import about
-from bot.models import Fix
+from bot.models import Fix, Inventory
 from bot.planning.command import MigrateCommand, UsageError, parse_request_id
-from bot.planning.plan import format_size
 from bot.planning.planner import UserError
+from bot.planning.units import format_size
 from bot.planning.when import resolve_at
 from bot.slack import blocks
 from bot.slack.access import Access
@@ -33,8 +33,8 @@ from bot.slack.cards import with_mentions
 from bot.slack.modal_form import channel_of
 from bot.slack.notify import Notifier
 from bot.slack.outbox import OUTCOME
+from bot.states import State
 from bot.store.store import Request, Store, VMBusy
-from bot.xen.facts import Inventory
 
 log = logging.getLogger(__name__)
 INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says "did you mean"
@@ -43,6 +43,7 @@ INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrat
 NOT_ENABLED = "/migrate is not enabled in this channel."
 # A fix button's action id -> what the engine's revise() applies.
 FIXES = {FIX_PREFIX + fix: fix.value for fix in Fix} | {RECHECK: RECHECK}
+DECISIONS = frozenset({"approve", "reject", "start", *FIXES})  # presses that need PENDING
 
 
 class Desk:
@@ -74,7 +75,7 @@ class Desk:
             try:
                 fn(*args, reply)
             except UserError as error:
-                reply(blocks.notice(str(error), "⚠️"))
+                reply(blocks.notice(str(error), "⚠️", with_mentions))
             except VMBusy as busy:
                 reply(blocks.notice(f"That VM already has an active request: #{busy.request_id}."))
             except Exception:
@@ -149,6 +150,10 @@ class Desk:
         refused = self.access.refusal(action, user, req.requester)
         if refused is None and action == "start" and self.require_approval:
             refused = "This request needs an approver's Approve."
+        if refused is None and action in DECISIONS and req.state != State.PENDING:
+            # Lost to someone's press: say whose, as the engine does when it sees the race.
+            self.store.audit(req.id, user, "refused", {"action": action, "why": settled(req)})
+            raise UserError(settled(req))
         if refused is None and revision != req.revision:
             refused = OUT_OF_DATE
         if refused:
