@@ -15,12 +15,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from bot.engine import events as ev
-
 current_request: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_request", default=None
 )
-log = logging.getLogger("migrate_bot.events")
 
 
 @contextmanager
@@ -88,22 +85,3 @@ def configure(fmt: str, level: str, secrets: Iterable[str], stream: object = Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def event_line(event: ev.Event) -> None:
-    """Engine subscriber: one log line per event (progress only at debug level)."""
-    extra = {"request_id": event.request_id}
-    match event:
-        case ev.StepProgress(step=step, fraction=fraction):
-            log.debug("%s at %.0f%%", step, fraction * 100, extra=extra)
-        case ev.StateChanged(state=state, text=text):
-            log.info("%s: %s", state, text, extra=extra)
-        case ev.Failed(code=code, text=text):
-            log.warning("failed (%s): %s", code, text, extra=extra)
-        case ev.Stuck(host_name=host):
-            log.warning(
-                "stuck: a migrate operation is left; toolstack on %s clears it", host, extra=extra
-            )
-        case _:
-            text = getattr(event, "text", "")
-            log.info("%s %s", type(event).__name__, text, extra=extra)

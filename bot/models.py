@@ -173,3 +173,20 @@ class Plan:
     def vdi_map(self) -> dict[str, str]:
         """Every disk of the VM, as migrate_send requires (snapshot disks follow their parent)."""
         return {d.disk.vdi_ref: d.dest_sr_ref for d in self.disks}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a searchable list in the modal: what it shows, and its UUID."""
+
+    text: str
+    uuid: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every VM, host and SR by name, for the modal's searchable selects."""
+
+    vms: tuple[Choice, ...]
+    hosts: tuple[Choice, ...]
+    srs: tuple[Choice, ...]

@@ -17,22 +17,13 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.wiring import Core
 
 MAX_BODY = 1 << 20  # Slack's payloads are kilobytes; anything near a megabyte is not Slack
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]  # ready?, and the body that says why
 
 
-def readiness(core: Core) -> tuple[bool, dict[str, Any]]:
-    body = {
-        "database": core.store.ping(),
-        "scheduler": core.jobs.scheduler.running,
-        "xapi_events": core.watcher.connected,
-    }
-    return bool(body["database"] and body["scheduler"]), body
-
-
-def wsgi_app(core: Core, app: App | None, metrics: Metrics | None = None) -> WSGI:
+def wsgi_app(readiness: Readiness, app: App | None, metrics: Metrics | None = None) -> WSGI:
     """Slack's events (when `app`), the probes, and /metrics (when `metrics`)."""
     slack = SlackRequestHandler(app) if app is not None else None
 
@@ -45,7 +36,7 @@ def wsgi_app(core: Core, app: App | None, metrics: Metrics | None = None) -> WSG
         if path == "/healthz" and method == "GET":
             return _json(start_response, 200, {"ok": True})
         if path == "/readyz" and method == "GET":
-            ready, body = readiness(core)
+            ready, body = readiness()
             return _json(start_response, 200 if ready else 503, body)
         return _json(start_response, 404, {"error": "not found"})
 

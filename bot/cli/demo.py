@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from bot.clock import ManualClock
-from bot.serve import Service, start
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorServer, simulator
 from bot.slack.outbox import Outbox
@@ -29,6 +28,7 @@ from bot.slackdouble.driver import Driver, buttons, until
 from bot.slackdouble.state import Message
 from bot.states import State
 from bot.store.store import Request
+from bot.wiring import Service, start
 
 T = TypeVar("T")
 CHANNEL, SECRET = "C0OPS", "demo-signing-secret"

@@ -112,9 +112,9 @@ class TerminalProgress:
         self._last = -1
 
     def __call__(self, event: Event) -> None:
-        from bot.cli.text import event_line, progress_bar
+        from bot.cli.text import event_line
         from bot.engine.events import StepProgress
-        from bot.planning.plan import format_duration
+        from bot.planning.units import format_duration, progress_bar
 
         if isinstance(event, StepProgress):
             eta = f" ETA {format_duration(event.eta_seconds)}" if event.eta_seconds else ""
@@ -151,8 +151,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """Serve Slack until SIGTERM or Ctrl-C; running migrations survive a restart."""
     from bot import logs
-    from bot.serve import start
     from bot.settings import load_settings
+    from bot.wiring import start
 
     settings = load_settings()
     logs.configure(settings.bot_log_format, settings.bot_log_level, settings.secret_values())

@@ -6,16 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.engine import events as ev
-from bot.planning.plan import format_duration
-
-ICONS = {"pass": "✅", "warning": "⚠️ ", "blocker": "⛔"}
-
-
-def progress_bar(fraction: float, width: int = 24) -> str:
-    """`[██████░░░░░░]  42%`: what the thread's running step shows."""
-    fraction = min(1.0, max(0.0, fraction))
-    filled = round(fraction * width)
-    return f"[{'█' * filled}{'░' * (width - filled)}] {fraction * 100:3.0f}%"
+from bot.planning.units import ICONS, format_duration
 
 
 def plan_text(summary: Mapping[str, Any]) -> str:

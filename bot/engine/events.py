@@ -6,7 +6,10 @@ Slack notifier queues and coalesces; the CLI prints).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+log = logging.getLogger("migrate_bot.events")  # the name operators filter on
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,22 @@ class Stuck(Event):
 @dataclass(frozen=True)
 class Cleared(Event):
     text: str
+
+
+def log_line(event: Event) -> None:
+    """Engine subscriber: one log line per event (progress only at debug level)."""
+    extra = {"request_id": event.request_id}
+    match event:
+        case StepProgress(step=step, fraction=fraction):
+            log.debug("%s at %.0f%%", step, fraction * 100, extra=extra)
+        case StateChanged(state=state, text=text):
+            log.info("%s: %s", state, text, extra=extra)
+        case Failed(code=code, text=text):
+            log.warning("failed (%s): %s", code, text, extra=extra)
+        case Stuck(host_name=host):
+            log.warning(
+                "stuck: a migrate operation is left; toolstack on %s clears it", host, extra=extra
+            )
+        case _:
+            text = getattr(event, "text", "")
+            log.info("%s %s", type(event).__name__, text, extra=extra)

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.models import PoolFacts, VMFacts
-from bot.planning.plan import format_duration, format_size
 from bot.planning.resolve import disk_label, join_or
+from bot.planning.units import format_duration, format_size
 
 
 @dataclass(frozen=True)

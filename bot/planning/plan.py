@@ -22,6 +22,7 @@ from bot.models import (
     VMFacts,
 )
 from bot.planning.resolve import disk_label
+from bot.planning.units import format_size
 
 NULL_REF = "OpaqueRef:NULL"
 
@@ -121,30 +122,6 @@ def reachable_srs(pool: PoolFacts, host_ref: str, need: int = 0) -> list[SRFacts
 def format_sr_choices(srs: Iterable[SRFacts]) -> str:
     """'nfs1 (1.2 TiB free), nfs2 (300 GiB free)': SRs to pick from, with their room."""
     return ", ".join(f"{sr.name} ({format_size(sr.free)} free)" for sr in srs)
-
-
-def format_duration(seconds: float) -> str:
-    """'45 s', '6 min 12 s', '1 h 3 min': precise enough for an estimate, short for Slack."""
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        minutes, rest = divmod(whole, 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, minutes = divmod(round(whole / 60), 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def format_size(size: float) -> str:
-    """'512 MiB', '40 GiB', '1.5 TiB': binary units as XO and XenCenter show disk sizes."""
-    value = float(max(0, size))
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    step = 0
-    while round(value, 1) >= 1024 and step < len(units) - 1:
-        value /= 1024
-        step += 1
-    text = f"{value:.0f}" if step == 0 else f"{value:.1f}".removesuffix(".0")
-    return f"{text} {units[step]}"
 
 
 def _check_refs(

@@ -11,12 +11,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.models import Check, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
+from bot.models import Check, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.planning.command import MigrateCommand
 from bot.planning.explain import explain, names_for
-from bot.planning.plan import PlanError, copy_bytes, format_duration, format_size, make_plan
+from bot.planning.plan import PlanError, copy_bytes, make_plan
 from bot.planning.preflight import blocking, checklist
-from bot.planning.resolve import ResolveError, disk_label, resolve, resolve_disk
+from bot.planning.resolve import (
+    NotFound,
+    ResolveError,
+    did_you_mean,
+    disk_label,
+    resolve,
+    resolve_disk,
+)
+from bot.planning.units import format_duration, format_size
 from bot.xen import facts, ops
 from bot.xen.connection import Xapi
 from bot.xen.errors import XapiFailure, XapiUnavailable
@@ -131,7 +139,7 @@ class Planner:
         def gather(x: Any) -> Preview:
             pool = facts.read_pool(x)
             host = resolve("host", command.host, list(pool.hosts.values()))
-            vm = facts.vm_facts(x, facts.find_vm(x, command.vm, pool))
+            vm = facts.vm_facts(x, find_vm(x, command.vm, pool))
             srs = list(pool.srs.values())
             sr = resolve("SR", command.sr, srs).ref if command.sr else None
             disk_srs = {
@@ -164,8 +172,7 @@ class Planner:
         """`rebuild` on a session the caller holds; `checked=False` skips the checklist
         (and xapi's own pre-check): the plan alone, when the VM is already down."""
         pool = facts.read_pool(x)
-        vm_ref = facts.lookup_uuid(x, "VM", intent["vm_uuid"])
-        vm = facts.vm_facts(x, facts.vm_ref(x, vm_ref))
+        vm = _vm_by_uuid(x, intent["vm_uuid"])
         host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
         by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
         disk_srs = {
@@ -179,7 +186,7 @@ class Planner:
             return Preview(plan, pool, ())
         return self._checked(x, vm, pool, host, None, disk_srs, mode, shutdown)
 
-    def inventory(self) -> facts.Inventory:
+    def inventory(self) -> Inventory:
         """VMs, hosts and SRs by name, for the modal's searchable selects."""
         return self.call(facts.inventory)
 
@@ -187,8 +194,7 @@ class Planner:
         """One VM's facts (its disks, for the modal) and the pool's."""
 
         def gather(x: Any) -> tuple[VMFacts, PoolFacts]:
-            ref = facts.lookup_uuid(x, "VM", vm_uuid)
-            return facts.vm_facts(x, facts.vm_ref(x, ref)), facts.read_pool(x)
+            return _vm_by_uuid(x, vm_uuid), facts.read_pool(x)
 
         return self.call(gather)
 
@@ -227,6 +233,21 @@ class Planner:
             raise PoolUnreachable(
                 f"Cannot reach the pool master ({error}). Try again shortly."
             ) from None
+
+
+def find_vm(x: Any, text: str, pool: PoolFacts) -> facts.VMRef:
+    """The one VM `text` names (UUID or name-label); NotFound/Ambiguous otherwise."""
+    candidates = facts.vms_named(x, text)
+    if not candidates:
+        raise NotFound("VM", text, did_you_mean(text, facts.vm_names(x)))
+    return resolve("VM", text, candidates, describe=lambda c: facts.where(c, pool))
+
+
+def _vm_by_uuid(x: Any, uuid: str) -> VMFacts:
+    ref = facts.lookup_uuid(x, "VM", uuid)
+    if ref is None:
+        raise NotFound("VM", uuid)
+    return facts.vm_facts(x, facts.vm_ref(x, ref))
 
 
 def _by_uuid(objects: Mapping[str, Any], uuid: str, kind: str) -> str:

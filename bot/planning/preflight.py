@@ -12,16 +12,9 @@ from collections.abc import Iterable, Sequence
 
 from bot.models import Check, DiskMove, Fix, Mode, Plan, PoolFacts, Severity, VMFacts
 from bot.planning.explain import explain, names_for
-from bot.planning.plan import (
-    format_duration,
-    format_size,
-    format_sr_choices,
-    full_size,
-    reachable_srs,
-    space_needed,
-    with_mode,
-)
+from bot.planning.plan import format_sr_choices, full_size, reachable_srs, space_needed, with_mode
 from bot.planning.resolve import disk_label, join_or
+from bot.planning.units import format_duration, format_size
 
 TITLES: dict[str, str] = {
     "power_state": "Power state",

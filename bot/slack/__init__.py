@@ -1,3 +1,3 @@
 """Slack: the bolt app, the desk handlers delegate to, access, notify, outbox, Block Kit.
-May import bot's shared ground, planning, engine (events), store; never handlers/ or xen/.
+May import the shared ground, planning, engine and store; never xen/, handlers/ or cli/.
 """

@@ -1,7 +1,7 @@
-"""The Slack front, wired once: Web API client, access rules, notifier, desk, bolt app.
+"""The Slack front, built once: Web API client, access rules, notifier, desk, bolt app.
 
-`build_front(settings, core)` is the composition root for everything Slack; handlers are
-registered here and nowhere else. Nothing connects at import time.
+`build_front` makes the parts; the composition root (`bot.wiring`) registers the handlers
+on its app. Nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.engine.engine import Engine
 from bot.metrics import CountingRateLimitHandler, CountingWebClient, SlackStats
 from bot.settings import Settings, SettingsError
 from bot.slack.access import Access
 from bot.slack.desk import Desk
 from bot.slack.notify import Notifier
 from bot.slack.outbox import Outbox
-from bot.wiring import Core
-from handlers import actions, commands, modal
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,15 @@ def web_client(settings: Settings, stats: SlackStats) -> WebClient:
     )
 
 
-def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) -> Front:
+def build_front(
+    settings: Settings, engine: Engine, store: Store, outbox: Outbox | None = None
+) -> Front:
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     if settings.bot_require_approval and not settings.bot_approvers:
         raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
     stats = SlackStats()
     client = web_client(settings, stats)
-    clock = core.engine.clock
+    clock = engine.clock
     access = Access(
         approvers=settings.bot_approvers,
         requesters=settings.bot_requesters,
@@ -75,12 +77,12 @@ def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) ->
     )
     outbox = (outbox or Outbox()).start()
     notifier = Notifier(
-        client, core.store, outbox, clock, access.mention(), settings.bot_require_approval
+        client, store, outbox, clock, access.mention(), settings.bot_require_approval
     )
-    core.engine.subscribe(notifier)
+    engine.subscribe(notifier)
     desk = Desk(
-        core.engine,
-        core.store,
+        engine,
+        store,
         notifier,
         access,
         clock,
@@ -96,7 +98,4 @@ def build_front(settings: Settings, core: Core, outbox: Outbox | None = None) ->
         signing_secret=secret.get_secret_value() if secret else "",
         logger=logging.getLogger("slack_bolt"),
     )
-    commands.register(app, desk)
-    actions.register(app, desk)
-    modal.register(app, desk)
     return Front(app, client, desk, notifier, outbox, stats)

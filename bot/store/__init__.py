@@ -1,3 +1,3 @@
-"""SQLAlchemy schema and records, the store, Alembic migrations.
+"""The SQLAlchemy store of requests, steps and audit events, and its Alembic migrations.
 May import the shared ground only.
 """

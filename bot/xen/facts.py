@@ -13,15 +13,16 @@ from typing import Any
 import XenAPI
 
 from bot.models import (
+    Choice,
     DiskFacts,
     HostFacts,
+    Inventory,
     PoolFacts,
     SnapshotDisk,
     SnapshotFacts,
     SRFacts,
     VMFacts,
 )
-from bot.planning.resolve import NotFound, did_you_mean, resolve
 
 NULL = "OpaqueRef:NULL"
 
@@ -95,24 +96,25 @@ def with_free_memory(x: Any, pool: PoolFacts, host_ref: str) -> PoolFacts:
     return replace(pool, hosts=hosts)
 
 
-def lookup_uuid(x: Any, cls: str, uuid: str) -> str:
-    """The ref of the object with this UUID; NotFound when it no longer exists."""
+def lookup_uuid(x: Any, cls: str, uuid: str) -> str | None:
+    """The ref of the object with this UUID; None when it no longer exists."""
     try:
         return getattr(x, cls).get_by_uuid(uuid)
     except XenAPI.Failure as failure:
         if failure.details[0] == "UUID_INVALID":
-            raise NotFound(cls, uuid) from None
+            return None
         raise
 
 
-def find_vm(x: Any, text: str, pool: PoolFacts) -> VMRef:
-    """The one VM `text` names (UUID or name-label); NotFound/Ambiguous otherwise."""
+def vms_named(x: Any, text: str) -> list[VMRef]:
+    """The VMs `text` names by UUID or name-label (templates, snapshots and dom0 left out)."""
     candidates = [vm_ref(x, ref) for ref in _lookup(x, text)]
-    candidates = [c for c in candidates if _is_vm(c.record)]
-    if not candidates:
-        names = [r["name_label"] for r in x.VM.get_all_records().values() if _is_vm(r)]
-        raise NotFound("VM", text, did_you_mean(text, names))
-    return resolve("VM", text, candidates, describe=lambda c: _where(c, pool))
+    return [c for c in candidates if _is_vm(c.record)]
+
+
+def vm_names(x: Any) -> list[str]:
+    """Every VM's name: all records are read, so only after a miss (for "did you mean")."""
+    return [r["name_label"] for r in x.VM.get_all_records().values() if _is_vm(r)]
 
 
 def _lookup(x: Any, text: str) -> list[str]:
@@ -128,7 +130,8 @@ def vm_ref(x: Any, ref: str) -> VMRef:
     return vm_ref_of(ref, x.VM.get_record(ref))
 
 
-def _where(candidate: VMRef, pool: PoolFacts) -> str:
+def where(candidate: VMRef, pool: PoolFacts) -> str:
+    """'running on host1': how a VM is told apart from others of its name."""
     host = pool.hosts.get(candidate.resident_on)
     state = candidate.record["power_state"].lower()
     return f"{state} on {host.name}" if host else state
@@ -224,26 +227,11 @@ def _cpu(x: Any, ref: str) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One entry of a searchable list in the modal: what it shows, and its UUID."""
-
-    text: str
-    uuid: str
-
-
-@dataclass(frozen=True)
-class Inventory:
-    vms: tuple[Choice, ...]
-    hosts: tuple[Choice, ...]
-    srs: tuple[Choice, ...]
-
-
 def inventory(x: Any) -> Inventory:
     """Every VM, host and SR by name, for the modal's searches (read all VMs: cache it)."""
     pool = read_pool(x)
     vms = [
-        Choice(f"{r['name_label']} ({_where(vm_ref_of(ref, r), pool)})", r["uuid"])
+        Choice(f"{r['name_label']} ({where(vm_ref_of(ref, r), pool)})", r["uuid"])
         for ref, r in x.VM.get_all_records().items()
         if _is_vm(r)
     ]

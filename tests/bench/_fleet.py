@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.clock import SystemClock
-from bot.serve import Service, start
 from bot.simulator import Simulator, SimulatorServer
 from bot.simulator.faults import Timing
 from bot.simulator.scenario import GIB, generate, load
@@ -34,6 +33,7 @@ from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver
 from bot.slackdouble.driver import until as wait_until
+from bot.wiring import Service, start
 from tests.support.processes import bot_env, db_rows, healthy
 from tests.support.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
 

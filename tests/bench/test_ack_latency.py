@@ -71,7 +71,6 @@ from bot.planning.command import (
     parse,
 )
 from bot.planning.planner import UserError
-from bot.serve import start
 from bot.slack import blocks
 from bot.slack.desk import Desk
 from bot.slack.outbox import Outbox
@@ -87,7 +86,7 @@ from bot.slackdouble.payloads import (
 )
 from bot.store.store import VMBusy
 from bot.web import WebServer, wsgi_app
-from bot.wiring import Core
+from bot.wiring import Core, start
 from tests.support.pool import demo_pool
 from tests.support.slack_rig import CHANNEL, SECRET, Bot, serving, settings_for, slack_double, until
 
@@ -695,7 +694,7 @@ def test_ack_latency(tmp_path: Path) -> None:
 
         executor = ThreadPoolExecutor(5, thread_name_prefix="naive-listener")  # bolt's default
         app = naive_app(bot.core, desk, bot.service.front.client, executor)
-        web = WebServer(wsgi_app(bot.core, app), "127.0.0.1", 0).start()
+        web = WebServer(wsgi_app(bot.core.readiness, app), "127.0.0.1", 0).start()
         try:
             naive = send_load(f"{web.url}/slack/events", watcher, stale, "naive", NAIVE_SECONDS)
         finally:

@@ -317,3 +317,12 @@ def test_the_wait_for_a_silent_master_counts_from_its_silence() -> None:
     assert not silence.outlasted()
     clock.advance(UNREACHABLE_SECONDS)
     assert silence.outlasted()
+
+
+def test_a_second_decision_hears_who_made_the_first(rig: Rig) -> None:
+    """Approve or reject after someone approved: 'Already approved by …', nothing changes."""
+    req = rig.approved("vm02 to host3")
+    for decide in (rig.engine.approve, rig.engine.reject):
+        with pytest.raises(UserError, match=r"^Already approved by ULEAD\.$"):
+            decide(req.id, "ULEAD2")
+    assert rig.dispatched == [req.id]

@@ -16,11 +16,10 @@ from bot.planning.plan import (
     LIVE_DOWNTIME_SECONDS,
     PlanError,
     copy_bytes,
-    format_duration,
-    format_size,
     make_plan,
     with_mode,
 )
+from bot.planning.units import format_duration, format_size
 from tests.support.factories import (
     NULL,
     GiB,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.serve import start
 from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble, block_actions, slash_command
 from bot.states import State
+from bot.wiring import start
 from tests.support.pool import Pool, Ticker
 from tests.support.slack_rig import CHANNEL, GROUPS, USERS, settings_for, until
 

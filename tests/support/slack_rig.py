@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.serve import Service, start
 from bot.settings import Settings
 from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
@@ -22,7 +21,7 @@ from bot.slackdouble.driver import Driver, until
 from bot.slackdouble.driver import buttons as shown_buttons
 from bot.states import State
 from bot.store.store import Request
-from bot.wiring import Core
+from bot.wiring import Core, Service, start
 from tests.support.pool import Pool, Ticker
 
 T = TypeVar("T")

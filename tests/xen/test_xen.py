@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.planning.planner import find_vm
 from bot.planning.resolve import Ambiguous, NotFound
 from bot.xen import facts, ops
 from bot.xen.connection import Xapi, XenConfig
@@ -81,14 +82,14 @@ def test_pool_facts_in_five_calls(pool: Pool, xapi: Xapi) -> None:
 def test_vm_facts(pool: Pool, xapi: Xapi) -> None:
     """vm01's facts: two disks (no CD), one snapshot with its disks, tools, CPU load."""
     pool_facts = xapi.call(facts.read_pool)
-    vm = xapi.call(lambda x: facts.vm_facts(x, facts.find_vm(x, "vm01", pool_facts)))
+    vm = xapi.call(lambda x: facts.vm_facts(x, find_vm(x, "vm01", pool_facts)))
     assert [d.userdevice for d in vm.disks] == ["0", "1"]
     assert [d.name for d in vm.disks] == ["vm01 root", "vm01 data"]
     assert vm.disks[0].virtual_size == 40 * 1024**3
     assert len(vm.snapshots) == 1 and len(vm.snapshots[0].vdi_refs) == 2
     assert {s.snapshot_of for s in vm.snapshot_disks} == {d.vdi_ref for d in vm.disks}
     assert vm.has_guest_tools and vm.cpu_usage == 0.35
-    legacy = xapi.call(lambda x: facts.vm_facts(x, facts.find_vm(x, "legacy01", pool_facts)))
+    legacy = xapi.call(lambda x: facts.vm_facts(x, find_vm(x, "legacy01", pool_facts)))
     assert not legacy.has_guest_tools
 
 
@@ -96,21 +97,21 @@ def test_find_vm_by_uuid_did_you_mean_and_ambiguity(pool: Pool, xapi: Xapi) -> N
     """A UUID finds the VM; a typo suggests the name; a shared name asks for the UUID."""
     pool_facts = xapi.call(facts.read_pool)
     uuid = pool.x.VM.get_uuid(pool.ref("VM", "vm02"))
-    assert xapi.call(lambda x: facts.find_vm(x, uuid, pool_facts)).name == "vm02"
+    assert xapi.call(lambda x: find_vm(x, uuid, pool_facts)).name == "vm02"
     with pytest.raises(NotFound, match="did you mean vm01"):
-        xapi.call(lambda x: facts.find_vm(x, "vm0l", pool_facts))
+        xapi.call(lambda x: find_vm(x, "vm0l", pool_facts))
     with pytest.raises(Ambiguous) as ambiguous:
-        xapi.call(lambda x: facts.find_vm(x, "web", pool_facts))
+        xapi.call(lambda x: find_vm(x, "web", pool_facts))
     assert "on host1" in str(ambiguous.value) and "on host2" in str(ambiguous.value)
     with pytest.raises(NotFound):
-        xapi.call(lambda x: facts.find_vm(x, "Debian Bookworm 12", pool_facts))  # a template
+        xapi.call(lambda x: find_vm(x, "Debian Bookworm 12", pool_facts))  # a template
 
 
 def test_vm_lookup_cost_does_not_grow_with_the_pool(pool: Pool, xapi: Xapi) -> None:
     """Finding vm01 and its facts never reads all VM records."""
     pool.sim.calls.reset()
     pool_facts = xapi.call(facts.read_pool)
-    xapi.call(lambda x: facts.vm_facts(x, facts.find_vm(x, "vm01", pool_facts)))
+    xapi.call(lambda x: facts.vm_facts(x, find_vm(x, "vm01", pool_facts)))
     assert "VM.get_all_records" not in pool.sim.calls.counts
     assert pool.sim.calls.total < 25
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cli.text import ICONS
+from bot.planning.units import ICONS
 from bot.slack.blocks.kit import (
     clip,
     context,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.planning.plan import format_duration
+from bot.planning.units import format_duration
 from bot.slack.blocks.buttons import request_buttons
 from bot.slack.blocks.card import Card, content, fallback, state_words, status_line
 from bot.slack.blocks.kit import (

@@ -6,10 +6,10 @@ people); every other `str` argument here is plain text and is escaped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from bot.cli.text import progress_bar
-from bot.planning.plan import format_duration
+from bot.planning.units import format_duration, progress_bar
 from bot.slack.blocks.buttons import cancel, restart_toolstack, retry_offline
 from bot.slack.blocks.card import Card
 from bot.slack.blocks.kit import (
@@ -107,9 +107,9 @@ def usage_message(text: str) -> Message:
     return message(escape(text.splitlines()[0] if text else "usage"), [_code(text)])
 
 
-def notice(text: str, icon: str = "") -> Message:
-    """An ephemeral refusal or confirmation: one section of plain text."""
-    line = f"{icon} {escape(text)}" if icon else escape(text)
+def notice(text: str, icon: str = "", render: Callable[[str], str] = escape) -> Message:
+    """An ephemeral refusal or confirmation: one section of text, escaped by `render`."""
+    line = f"{icon} {render(text)}" if icon else render(text)
     return message(line, [section(line)])
 
 
