@@ -39,7 +39,17 @@ def control(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
                 _ref(sim, "VM", request.get("vm")),
             )
         elif fault == "stick_next_migration":
-            faults.stick_next_migration(_ref(sim, "VM", request.get("vm")))
+            faults.stick_next_migration(
+                _ref(sim, "VM", request.get("vm")),
+                float(request.get("at", 1.0)),
+                request.get("error"),
+            )
+        elif fault == "fail_starts":
+            faults.fail_starts(
+                _ref(sim, "VM", request["vm"]) or "",
+                int(request.get("times", 1)),
+                request.get("error"),
+            )
         elif fault == "set_load":
             sim.load[_ref(sim, "VM", request["vm"]) or ""] = float(request["cpu"])
         elif fault == "refuse_clean_shutdown":

@@ -40,15 +40,23 @@ class FailRule:
 
 
 @dataclass
+class StickRule:
+    vm: str | None  # a VM ref, or None for the next migration of any VM
+    at: float = 1.0  # with `error`: where the task fails, leaving its operation behind
+    error: list[str] | None = None
+
+
+@dataclass
 class Faults:
     fail_rules: list[FailRule] = field(default_factory=list)
-    stick_rules: list[str | None] = field(default_factory=list)
+    stick_rules: list[StickRule] = field(default_factory=list)
     live_fail_load: float = 0.9  # live migration of a VM above this CPU load fails
     refuse_clean_shutdown: set[str] = field(default_factory=set)
     drop_until: float = 0.0  # simulator time until which connections are dropped
     drop_mode: str = "reset"  # "reset" closes the socket, "hang" never answers
     latency_s: float = 0.0  # real seconds added to every call (benchmarks)
     session_max_calls: int | None = None  # a session expires after this many calls
+    start_failures: dict[str, list[list[str]]] = field(default_factory=dict)  # VM -> errors
 
     def fail_next_migration(
         self, at: float = 0.5, error: list[str] | None = None, vm: str | None = None
@@ -56,9 +64,22 @@ class Faults:
         """The next migration (of `vm`, or any) fails when its progress reaches `at`."""
         self.fail_rules.append(FailRule(vm, at, error or ["MIRROR_FAILED", "OpaqueRef:NULL"]))
 
-    def stick_next_migration(self, vm: str | None = None) -> None:
-        """The next migration succeeds but leaves its operation in current_operations."""
-        self.stick_rules.append(vm)
+    def stick_next_migration(
+        self, vm: str | None = None, at: float = 1.0, error: list[str] | None = None
+    ) -> None:
+        """The next migration leaves its operation in current_operations (on the VM, and
+        `vm_migrate` on the destination host): it succeeds, or with `error` it fails at
+        `at`, as a wedged live migration of a loaded VM does."""
+        self.stick_rules.append(StickRule(vm, at, error))
+
+    def fail_starts(self, vm: str, times: int = 1, error: list[str] | None = None) -> None:
+        """The VM's next `times` starts fail with `error` (a start xapi itself refuses)."""
+        failure = error or ["INTERNAL_ERROR", "xenopsd internal error: injected start failure"]
+        self.start_failures.setdefault(vm, []).extend([failure] * times)
+
+    def take_start_failure(self, vm: str) -> list[str] | None:
+        queued = self.start_failures.get(vm)
+        return queued.pop(0) if queued else None
 
     def take_fail_rule(self, vm: str) -> FailRule | None:
         for rule in self.fail_rules:
@@ -67,12 +88,12 @@ class Faults:
                 return rule
         return None
 
-    def take_stick_rule(self, vm: str) -> bool:
+    def take_stick_rule(self, vm: str) -> StickRule | None:
         for rule in self.stick_rules:
-            if rule in (None, vm):
+            if rule.vm in (None, vm):
                 self.stick_rules.remove(rule)
-                return True
-        return False
+                return rule
+        return None
 
 
 class CallLog:

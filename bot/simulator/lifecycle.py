@@ -1,15 +1,16 @@
 """VM lifecycle operations an offline migration and snapshot clean-up need.
 
-Simplifications: `VM.start` picks the affinity host when it can, else the first host with
-room (xapi's placement is smarter); `VM.destroy` of a snapshot removes its VBDs but not its
-VDIs, exactly as xapi does, so callers must `VDI.destroy` the disks themselves.
+`VM.destroy` of a snapshot removes its VBDs but not its VDIs, exactly as xapi does, so
+callers must `VDI.destroy` the disks themselves (`storage.destroy_vdi`: an ISO too, if asked).
+Simplification: `VM.start` picks the affinity host when it can, else the first host that
+can boot it (xapi's placement is smarter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 
-from bot.simulator import rules
+from bot.simulator import rules, storage
 from bot.simulator.pool import Call, Simulator, Wait, xapi
 from bot.simulator.wire import NULL_REF, XapiError
 
@@ -61,8 +62,11 @@ def _start(sim: Simulator, task: str, vm: str, host: str, op: str) -> Proc:
     yield from rules.with_vm_operation(sim, task, vm, op)
     try:
         sim.db.update("VM", vm, scheduled_to_be_resident_on=host)
+        failure = sim.faults.take_start_failure(vm)
         with rules.operation(sim, task, "host", host, "vm_start"):
-            yield from rules.progress(sim, task, 0, 1, sim.timing.start_s)
+            yield from rules.progress(
+                sim, task, 0, 1, sim.timing.start_s, 0.5 if failure else None, failure
+            )
         rules.place(sim, vm, host, "Running")
     finally:
         if rules.vm(sim, vm)["scheduled_to_be_resident_on"] == host:
@@ -127,25 +131,7 @@ def destroy(sim: Simulator, call: Call, vm: str) -> str:
 
 @xapi("VDI.destroy")
 def vdi_destroy(sim: Simulator, call: Call, vdi: str) -> str:
-    record = sim.db.get("VDI", vdi)
-    if record["VBDs"]:
-        raise XapiError("VDI_IN_USE", vdi, "destroy")
-    sr = sim.db.get("SR", record["SR"])
-    used = int(sr["physical_utilisation"]) - int(record["physical_utilisation"])
-    allocated = int(sr["virtual_allocation"]) - int(record["virtual_size"])
-    sim.db.update(
-        "SR",
-        record["SR"],
-        VDIs=[v for v in sr["VDIs"] if v != vdi],
-        physical_utilisation=str(max(0, used)),
-        virtual_allocation=str(max(0, allocated)),
-    )
-    parent = record["snapshot_of"]
-    if sim.db.exists("VDI", parent):
-        sim.db.update(
-            "VDI", parent, snapshots=[s for s in sim.db.get("VDI", parent)["snapshots"] if s != vdi]
-        )
-    sim.db.delete("VDI", vdi)
+    storage.destroy_vdi(sim, vdi)
     return ""
 
 

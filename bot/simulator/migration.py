@@ -3,9 +3,10 @@ and the pre-checks `VM.assert_can_migrate` / `VM.assert_can_boot_here`.
 
 Transfer time = bytes to copy / `Timing.storage_bytes_per_s` (moving disks and their
 snapshot disks) then memory / `Timing.memory_bytes_per_s` for a running VM; progress is
-bytes-weighted across both phases, as xapi weights its disk copies.
-Simplifications: a moved disk keeps its VDI ref (xapi creates a new VDI on the
-destination SR and destroys the old one); cross-pool migration is not simulated.
+bytes-weighted across both phases, as xapi weights its disk copies. A moved disk becomes a
+new VDI on its destination SR (`storage.move_disks`); room on that SR is found out by the
+copy, not by `assert_can_migrate` (xapi's pre-check does not look at free space).
+Simplification: cross-pool migration is not simulated.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from bot.simulator import rules
+from bot.simulator import rules, storage
 from bot.simulator.faults import EMU_MANAGER_FAILURE
 from bot.simulator.pool import Call, Simulator, Wait, xapi
 from bot.simulator.wire import NULL_REF, XapiError
@@ -82,33 +83,6 @@ def _moving(sim: Simulator, vdi_map: dict[str, str]) -> dict[str, str]:
     return moving
 
 
-def _assert_space(sim: Simulator, moving: dict[str, str]) -> None:
-    needed: dict[str, int] = {}
-    for vdi, sr in moving.items():
-        needed[sr] = needed.get(sr, 0) + int(sim.db.get("VDI", vdi)["physical_utilisation"])
-    for sr, size in needed.items():
-        record = sim.db.get("SR", sr)
-        if size > int(record["physical_size"]) - int(record["physical_utilisation"]):
-            raise XapiError("SR_BACKEND_FAILURE_44", "", "There is insufficient space", "")
-
-
-def _move_vdi(sim: Simulator, vdi: str, sr: str) -> None:
-    record = sim.db.get("VDI", vdi)
-    old = record["SR"]
-    used, size = int(record["physical_utilisation"]), int(record["virtual_size"])
-    for target, sign in ((old, -1), (sr, 1)):
-        srec = sim.db.get("SR", target)
-        vdis = [v for v in srec["VDIs"] if v != vdi] + ([vdi] if sign > 0 else [])
-        sim.db.update(
-            "SR",
-            target,
-            VDIs=vdis,
-            physical_utilisation=str(max(0, int(srec["physical_utilisation"]) + sign * used)),
-            virtual_allocation=str(max(0, int(srec["virtual_allocation"]) + sign * size)),
-        )
-    sim.db.update("VDI", vdi, SR=sr)
-
-
 def _migration(
     sim: Simulator,
     task: str,
@@ -118,34 +92,39 @@ def _migration(
     moving: dict[str, str],
     options: dict[str, Any],
 ) -> Proc:
-    """The body both migration calls share: reserve, copy disks, copy memory, land."""
+    """The body both migration calls share: reserve, copy disks, copy memory, land.
+
+    Returns the new VDI of each disk that moved (old ref -> new ref).
+    """
     running = rules.vm(sim, vm)["power_state"] == "Running"
     copy = sum(int(sim.db.get("VDI", v)["virtual_size"]) for v in moving)
     memory = int(rules.vm(sim, vm)["memory_static_max"]) if running else 0
     total = max(1, copy + memory)
+    fail_at, error = _copy_failure(sim, moving, copy / total)
     rule = sim.faults.take_fail_rule(vm)
-    fail_at, error = (rule.at, rule.error) if rule else (None, None)
-    if running and sim.load.get(vm, 0.0) > sim.faults.live_fail_load and not fail_at:
+    if rule and (fail_at is None or rule.at < fail_at):
+        fail_at, error = rule.at, rule.error
+    if running and sim.load.get(vm, 0.0) > sim.faults.live_fail_load and fail_at is None:
         fail_at = (copy + 0.6 * memory) / total
         error = ["INTERNAL_ERROR", EMU_MANAGER_FAILURE]
+    stuck = sim.faults.take_stick_rule(vm)
+    if stuck and stuck.error and (fail_at is None or stuck.at < fail_at):
+        fail_at, error = stuck.at, stuck.error
     yield from rules.with_vm_operation(sim, task, vm, op)
-    stuck = False
+    renamed: dict[str, str] = {}
     try:
         if running:
             sim.db.update("VM", vm, scheduled_to_be_resident_on=host)
             rules.set_operation(sim, "host", host, task, "vm_migrate")
-        _assert_space(sim, moving)
         seconds = copy / sim.timing.storage_bytes_per_s
         yield from rules.progress(sim, task, 0, copy / total, seconds, fail_at, error)
         if op == "migrate_send":
             rules.not_cancellable(sim, task)
         seconds = memory / sim.timing.memory_bytes_per_s
         yield from rules.progress(sim, task, copy / total, 1.0, seconds, fail_at, error)
-        for vdi, sr in moving.items():
-            _move_vdi(sim, vdi, sr)
+        renamed = storage.move_disks(sim, moving)
         if running:
             rules.place(sim, vm, host, "Running")
-        stuck = sim.faults.take_stick_rule(vm)
     finally:
         if rules.vm(sim, vm)["scheduled_to_be_resident_on"] == host:
             sim.db.update("VM", vm, scheduled_to_be_resident_on=NULL_REF)
@@ -153,7 +132,19 @@ def _migration(
         if not stuck:
             rules.clear_operation(sim, "VM", vm, task)
             rules.clear_operation(sim, "host", host, task)
-    return vm
+    return renamed
+
+
+def _copy_failure(
+    sim: Simulator, moving: dict[str, str], copy_share: float
+) -> tuple[float | None, list[str] | None]:
+    """Where the disk copy fails by itself: a destination that takes no new VDI fails at
+    once; one without room fails when that disk's turn comes."""
+    sr = storage.unwritable(sim, moving)
+    if sr is not None:
+        return 0.0, ["SR_OPERATION_NOT_SUPPORTED", sr]
+    at = storage.out_of_space(sim, moving)
+    return (None, None) if at is None else (at * copy_share, list(storage.NO_SPACE))
 
 
 @xapi("VM.pool_migrate")
@@ -191,7 +182,8 @@ def migrate_send(
     if _storage_migrations(sim) >= sim.timing.max_storage_migrations:
         raise XapiError("TOO_MANY_STORAGE_MIGRATES", sim.timing.max_storage_migrations)
     moving = _moving(sim, vdi_map)
-    return (yield from _migration(sim, call.task, vm, host, "migrate_send", moving, options))
+    yield from _migration(sim, call.task, vm, host, "migrate_send", moving, options)
+    return vm
 
 
 @xapi("VM.assert_can_migrate")
@@ -207,9 +199,36 @@ def assert_can_migrate(
     vgpu_map: dict | None = None,
 ) -> Proc:
     _check_migrate_send(sim, vm, dest, vdi_map, vif_map, options)
-    _assert_space(sim, _moving(sim, vdi_map))
     return ""
     yield  # a process, so that Async.VM.assert_can_migrate works as in xapi
+
+
+@xapi("VDI.pool_migrate")
+def vdi_pool_migrate(sim: Simulator, call: Call, vdi: str, sr: str, options: dict) -> Proc:
+    """One disk of a VM to another SR: the VM's migrate_send with its other disks in place.
+
+    Returns the disk's *new* VDI (`xapi_vm_migrate.ml`, `vdi_pool_migrate`).
+    """
+    record = sim.db.get("VDI", vdi)
+    sim.db.get("SR", sr)
+    owners = [
+        sim.db.get("VBD", v)["VM"]
+        for v in record["VBDs"]
+        if not rules.vm(sim, sim.db.get("VBD", v)["VM"])["is_a_snapshot"]
+    ]
+    if not owners:
+        raise XapiError("VDI_NEEDS_VM_FOR_MIGRATE", vdi)
+    if record["cbt_enabled"]:
+        raise XapiError("VDI_CBT_ENABLED", vdi)
+    vm = owners[0]
+    host = rules.vm(sim, vm)["resident_on"]
+    host = host if sim.db.exists("host", host) else sim.master
+    vdi_map = {v: sim.db.get("VDI", v)["SR"] for _, v in rules.disks(sim, vm)} | {vdi: sr}
+    check = _check_migrate_send(sim, vm, {"host": host}, vdi_map, {}, options)
+    renamed = yield from _migration(
+        sim, call.task, vm, check, "migrate_send", _moving(sim, vdi_map), options
+    )
+    return renamed.get(vdi, vdi)
 
 
 @xapi("VM.assert_can_boot_here")

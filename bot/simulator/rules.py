@@ -166,12 +166,28 @@ def disks(sim: Simulator, ref: str) -> list[tuple[str, str]]:
 
 
 def assert_can_boot_here(sim: Simulator, ref: str, host: str) -> None:
+    """Host usable, the VM's SRs and networks there, memory: `xapi_vm_helpers.ml`
+    (`assert_can_boot_here`, `assert_can_see_networks`)."""
     assert_host_usable(sim, host)
     for _, vdi in disks(sim, ref):
         sr = sim.db.get("VDI", vdi)["SR"]
         if not sr_visible(sim, sr, host):
             raise XapiError("VM_REQUIRES_SR", ref, sr)
+    for network in networks_missing(sim, ref, host):
+        raise XapiError("VM_REQUIRES_NETWORK", ref, network)
     assert_memory(sim, ref, host)
+
+
+def networks_missing(sim: Simulator, ref: str, host: str) -> list[str]:
+    """The VM's networks that have PIFs in the pool but none on `host` (a network without
+    PIFs, internal to the pool, is everywhere)."""
+    missing = []
+    for vif in vm(sim, ref)["VIFs"]:
+        network = sim.db.get("VIF", vif)["network"]
+        hosts = {sim.db.get("PIF", p)["host"] for p in sim.db.get("network", network)["PIFs"]}
+        if hosts and host not in hosts and network not in missing:
+            missing.append(network)
+    return missing
 
 
 def place(sim: Simulator, ref: str, host: str, power_state: str) -> None:

@@ -2,7 +2,8 @@
 
 A scenario names hosts, SRs and VMs in human units (GiB); `load()` turns it into xapi
 records with every cross-reference in place (host <-> PBD <-> SR, VM <-> VBD <-> VDI,
-snapshots, metrics, one network with a PIF per host, a control domain per host).
+snapshots, metrics, networks with their PIFs, a control domain per host). ISO libraries
+hold ISOs a VM's CD drive (and its snapshots' drives) may point at.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from bot.clock import Clock
+from bot.simulator import storage
 from bot.simulator.faults import Timing
 from bot.simulator.pool import Simulator
 from bot.simulator.rules import refresh_allowed, refresh_host_metrics
@@ -79,6 +81,8 @@ class _Builder:
         self.db = sim.db
         self.hosts: dict[str, str] = {}
         self.srs: dict[str, str] = {}
+        self.isos: dict[str, str] = {}
+        self.networks: dict[str, str] = {}
 
     def build(self, data: dict[str, Any]) -> None:
         self.db.tables["pool"].clear()
@@ -96,6 +100,8 @@ class _Builder:
             master=self.hosts[masters[0]],
             ha_enabled=bool(data.get("ha_enabled", False)),
         )
+        for network in data.get("networks", []):
+            self._network(network)
         for sr in data["srs"]:
             self._sr(sr)
         default = data.get("default_sr")
@@ -130,22 +136,36 @@ class _Builder:
             enabled=spec.get("enabled", True),
             other_config={"agent_start_time": start, "boot_time": start},
         )
-        pif = self.db.create("PIF", host=ref, network=self.network, IP=address)
-        self.db.update("host", ref, PIFs=[pif])
-        self.db.update(
-            "network", self.network, PIFs=[*self.db.get("network", self.network)["PIFs"], pif]
-        )
         self.hosts[spec["name"]] = ref
+        self._pif(ref, self.network, "eth0", address)
+
+    def _pif(self, host: str, network: str, device: str, address: str = "") -> None:
+        pif = self.db.create(
+            "PIF", host=host, network=network, device=device, IP=address, management=bool(address)
+        )
+        self.db.update("host", host, PIFs=[*self.db.get("host", host)["PIFs"], pif])
+        self.db.update("network", network, PIFs=[*self.db.get("network", network)["PIFs"], pif])
+
+    def _network(self, spec: dict[str, Any]) -> None:
+        """A network on some hosts only (`hosts: []`: internal, everywhere, no PIF)."""
+        ref = self.db.create("network", name_label=spec["name"], bridge=f"xapi{len(self.networks)}")
+        for host in spec.get("hosts", []):
+            self._pif(self.hosts[host], ref, spec.get("device", "eth1"))
+        self.networks[spec["name"]] = ref
 
     def _sr(self, spec: dict[str, Any]) -> None:
         shared = spec.get("shared", "host" not in spec)
+        kind = spec.get("type", "nfs" if shared else "ext")
+        writable = kind not in storage.NO_DISKS and not spec.get("read_only", False)
         ref = self.db.create(
             "SR",
             name_label=spec["name"],
-            type=spec.get("type", "nfs" if shared else "ext"),
+            type=kind,
+            content_type={"iso": "iso", "udev": "disk"}.get(kind, "user"),
             shared=shared,
             physical_size=wire_int(int(spec.get("size_gib", 1000) * GIB)),
             physical_utilisation=wire_int(int(spec.get("used_gib", 0) * GIB)),
+            allowed_operations=[*(storage.WRITABLE_SR_OPS if writable else []), "scan"],
         )
         hosts = list(self.hosts.values()) if shared else [self.hosts[spec["host"]]]
         pbds = [
@@ -156,31 +176,33 @@ class _Builder:
         for h, pbd in zip(hosts, pbds, strict=True):
             self.db.update("host", h, PBDs=[*self.db.get("host", h)["PBDs"], pbd])
         self.srs[spec["name"]] = ref
+        for iso in spec.get("isos", []):
+            self.isos[iso] = storage.add_vdi(
+                self.sim,
+                ref,
+                name_label=iso,
+                virtual_size=wire_int(700 * MIB),
+                physical_utilisation=wire_int(700 * MIB),
+                read_only=True,
+            )
 
     def _vdi(self, spec: dict[str, Any], sr: str, **extra: Any) -> str:
         size = int(spec.get("size_gib", 10) * GIB)
         used = int(spec.get("used_gib", spec.get("size_gib", 10) / 2) * GIB)
-        ref = self.db.create(
-            "VDI",
+        return storage.add_vdi(
+            self.sim,
+            sr,
             name_label=spec.get("name", "disk"),
-            SR=sr,
             virtual_size=wire_int(size),
             physical_utilisation=wire_int(used),
             cbt_enabled=bool(spec.get("cbt", False)),
             **extra,
         )
-        record = self.db.get("SR", sr)
-        self.db.update(
-            "SR",
-            sr,
-            VDIs=[*record["VDIs"], ref],
-            physical_utilisation=wire_int(int(record["physical_utilisation"]) + used),
-            virtual_allocation=wire_int(int(record["virtual_allocation"]) + size),
-        )
-        return ref
 
-    def _vbd(self, vm: str, vdi: str, userdevice: int, kind: str = "Disk") -> str:
-        running = self.db.get("VM", vm)["power_state"] == "Running"
+    def _vbd(
+        self, vm: str, vdi: str, userdevice: int, kind: str = "Disk", attached: bool = True
+    ) -> str:
+        running = attached and self.db.get("VM", vm)["power_state"] == "Running"
         device = f"xvd{'abcdefghijklmnop'[userdevice]}" if kind == "Disk" else "xvdd"
         ref = self.db.create(
             "VBD",
@@ -249,25 +271,38 @@ class _Builder:
         for position, disk in enumerate(spec.get("disks", [])):
             self._vbd(ref, self._vdi(disk, self.srs[disk["sr"]]), position)
         if spec.get("cd"):
-            self._vbd(ref, NULL_REF, 3, kind="CD")
-        vif = self.db.create(
-            "VIF",
-            VM=ref,
-            network=self.network,
-            MAC=_mac(ref),
-            currently_attached=power == "Running",
-        )
-        self.db.update("VM", ref, VIFs=[vif])
-        for label in spec.get("snapshots", []):
-            self._snapshot(ref, label)
+            self._vbd(ref, self._iso(spec["cd"]), 3, kind="CD")
+        networks = [self.networks[n] for n in spec.get("networks", [])] or [self.network]
+        vifs = [
+            self.db.create(
+                "VIF",
+                VM=ref,
+                network=network,
+                device=str(index),
+                MAC=_mac(ref, index),
+                currently_attached=power == "Running",
+            )
+            for index, network in enumerate(networks)
+        ]
+        self.db.update("VM", ref, VIFs=vifs)
+        for network, vif in zip(networks, vifs, strict=True):
+            self.db.update("network", network, VIFs=[*self.db.get("network", network)["VIFs"], vif])
+        for snapshot in spec.get("snapshots", []):
+            self._snapshot(ref, snapshot if isinstance(snapshot, dict) else {"name": snapshot})
         refresh_allowed(self.sim, "VM", ref)
         return ref
 
-    def _snapshot(self, vm: str, label: str) -> None:
+    def _iso(self, cd: object) -> str:
+        """`cd: true` is an empty drive; `cd: <iso name>` has that ISO of a library in it."""
+        return self.isos[cd] if isinstance(cd, str) else NULL_REF
+
+    def _snapshot(self, vm: str, spec: dict[str, Any]) -> None:
+        """Disks are snapshotted; a CD drive is not: it points at the very ISO the drive
+        held then (`xapi_vm_clone.ml`, `safe_clone_disks`), `cd:` says which if it differs."""
         record = self.db.get("VM", vm)
         snap = self.db.create(
             "VM",
-            name_label=label,
+            name_label=spec["name"],
             is_a_snapshot=True,
             snapshot_of=vm,
             power_state="Halted",
@@ -276,7 +311,9 @@ class _Builder:
         )
         for vbd in list(record["VBDs"]):
             parent = self.db.get("VBD", vbd)
-            if parent["type"] != "Disk":
+            if parent["type"] == "CD":
+                iso = self._iso(spec["cd"]) if "cd" in spec else parent["VDI"]
+                self._vbd(snap, iso, int(parent["userdevice"]), kind="CD", attached=False)
                 continue
             source = self.db.get("VDI", parent["VDI"])
             size = int(source["virtual_size"]) / GIB
@@ -291,9 +328,9 @@ class _Builder:
         self.db.update("VM", vm, snapshots=[*record["snapshots"], snap])
 
 
-def _mac(ref: str) -> str:
-    digits = ref.replace("-", "")[-10:]
-    return "02:" + ":".join(digits[i : i + 2] for i in range(0, 10, 2))
+def _mac(ref: str, index: int = 0) -> str:
+    digits = ref.replace("-", "")[-8:]
+    return f"02:{index:02x}:" + ":".join(digits[i : i + 2] for i in range(0, 8, 2))
 
 
 def generate(vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1) -> dict[str, Any]:

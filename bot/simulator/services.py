@@ -121,6 +121,21 @@ def host_query_data_source(sim: Simulator, call: Call, host: str, name: str) -> 
     return float(values[name])
 
 
+@xapi("host.disable")
+def host_disable(sim: Simulator, call: Call, host: str) -> str:
+    """Nothing new starts or lands on the host (maintenance mode's first step)."""
+    sim.db.get("host", host)
+    sim.db.update("host", host, enabled=False)
+    return ""
+
+
+@xapi("host.enable")
+def host_enable(sim: Simulator, call: Call, host: str) -> str:
+    sim.db.get("host", host)
+    sim.db.update("host", host, enabled=True)
+    return ""
+
+
 @xapi("host.restart_agent")
 def restart_agent(sim: Simulator, call: Call, host: str) -> str:
     """Answer, then the host's agent is down for a while (the toolstack restarts)."""

@@ -171,7 +171,7 @@ def test_control_endpoint_over_http(pool: Pool) -> None:
     assert _post(pool.server.url + "/control", {"fault": "set_load", "vm": "vm02", "cpu": 0.97})
     assert pool.x.VM.query_data_source(pool.ref("VM", "vm02"), "cpu_usage") == 0.97
     _post(pool.server.url + "/control", {"fault": "stick_next_migration", "vm": "vm02"})
-    assert pool.sim.faults.stick_rules == [pool.ref("VM", "vm02")]
+    assert [r.vm for r in pool.sim.faults.stick_rules] == [pool.ref("VM", "vm02")]
     with urllib.request.urlopen(pool.server.url + "/control/calls", timeout=5) as answer:
         calls = json.load(answer)
     assert calls["counts"]["VM.query_data_source"] == 1

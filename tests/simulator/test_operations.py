@@ -36,15 +36,15 @@ def test_live_pool_migrate_with_progress_through_events(pool: Pool) -> None:
 def test_storage_migration_moves_disks_and_snapshot_disks(pool: Pool) -> None:
     """migrate_send with a vdi_map moves each disk and its snapshot disks to the new SR."""
     vm, host3, nfs1 = pool.ref("VM", "vm01"), pool.ref("host", "host3"), pool.ref("SR", "nfs1")
-    disks = pool.disks(vm)
     used_before = int(pool.x.SR.get_physical_utilisation(nfs1))
     task = pool.x.Async.VM.migrate_send(
-        vm, pool.receive(host3), True, {d: nfs1 for d in disks}, {}, {}
+        vm, pool.receive(host3), True, {d: nfs1 for d in pool.disks(vm)}, {}, {}
     )
     record = pool.run(task, step=10)
     assert record["status"] == "success", record["error_info"]
     assert record["result"] == f"<value>{vm}</value>"
     assert pool.x.VM.get_resident_on(vm) == host3
+    disks = pool.disks(vm)  # new VDIs: storage motion copies, it does not move records
     moved = disks + [s for d in disks for s in pool.x.VDI.get_snapshots(d)]
     assert len(moved) == 4 and {pool.x.VDI.get_SR(d) for d in moved} == {nfs1}
     grown = sum(int(pool.x.VDI.get_physical_utilisation(d)) for d in moved)
@@ -192,15 +192,24 @@ def test_too_many_storage_migrations(pool: Pool) -> None:
     assert [pool.x.task.get_status(t) for t in tasks[:3]] == ["pending"] * 3
 
 
-def test_sr_space_is_checked(pool: Pool) -> None:
-    """Moving archive01's 430 GiB onto host3's nearly full local SR fails for space."""
+def test_sr_space_is_found_out_by_the_copy(pool: Pool) -> None:
+    """archive01 (40 + 500 GiB) onto host3's nearly full LVM SR: xapi's pre-check passes;
+    the copy starts, the small disk fits, the big one fails for space; nothing moved."""
     vm, host3 = pool.ref("VM", "archive01"), pool.ref("host", "host3")
     local = pool.ref("SR", "host3-local")
-    with pytest.raises(XenAPI.Failure) as failure:
-        pool.x.VM.assert_can_migrate(
-            vm, pool.receive(host3), False, {d: local for d in pool.disks(vm)}, {}, {}
-        )
-    assert failure.value.details == ["SR_BACKEND_FAILURE_44", "", "There is insufficient space", ""]
+    vdi_map = {d: local for d in pool.disks(vm)}
+    before = sorted(pool.disks(vm))
+    assert pool.x.VM.assert_can_migrate(vm, pool.receive(host3), False, vdi_map, {}, {}) == ""
+    task = pool.x.Async.VM.migrate_send(vm, pool.receive(host3), False, vdi_map, {}, {})
+    began = pool.clock.now()
+    record = pool.run(task, step=1)
+    assert record["status"] == "failure"
+    assert record["error_info"] == ["SR_BACKEND_FAILURE_44", "", "There is insufficient space", ""]
+    rate = pool.sim.timing.storage_bytes_per_s
+    # after the small disk's copy (40 GiB), long before the whole copy (540 GiB) would end
+    assert 40 * GIB / rate <= pool.clock.now() - began < 100 * GIB / rate
+    assert sorted(pool.disks(vm)) == before
+    assert {pool.x.VDI.get_SR(d) for d in before} == {pool.ref("SR", "nfs2")}
 
 
 def test_cancel_during_copy_and_ignored_after(pool: Pool) -> None:
@@ -226,7 +235,7 @@ def test_delete_snapshot_leaves_disks_until_vdi_destroy(pool: Pool) -> None:
     """VM.destroy of a snapshot keeps its VDIs (as xapi); VDI.destroy frees the space."""
     vm = pool.ref("VM", "vm01")
     (snap,) = pool.x.VM.get_snapshots(vm)
-    snap_disks = [pool.x.VBD.get_VDI(v) for v in pool.x.VM.get_VBDs(snap)]
+    snap_disks = pool.disks(snap)
     sr = pool.x.VDI.get_SR(snap_disks[0])
     used = int(pool.x.SR.get_physical_utilisation(sr))
     pool.x.VM.destroy(snap)
