@@ -38,6 +38,10 @@ class SRFacts:
     physical_size: int
     physical_utilisation: int
     hosts: frozenset[str]  # refs of hosts with a currently attached PBD
+    # False for ISO libraries, removable media and SRs whose allowed_operations lack
+    # vdi_create: a VM's disks can never go there.
+    takes_disks: bool = True
+    thick: bool = False  # LVM-based: a disk takes its full virtual size there
 
     @property
     def free(self) -> int:
@@ -76,6 +80,8 @@ class SnapshotFacts:
     ref: str
     uuid: str
     name: str
+    # What deleting the snapshot destroys after VM.destroy: the VDIs of its Disk VBDs that
+    # nothing else uses, and a checkpoint's suspend image; never a CD drive's ISO.
     vdi_refs: tuple[str, ...]
 
 
@@ -102,6 +108,27 @@ class VMFacts:
     def memory_needed(self) -> int:
         """The bot's conservative rule: static max plus overhead must fit on the host."""
         return self.memory_static_max + self.memory_overhead
+
+
+@dataclass(frozen=True)
+class VMState:
+    """Where a VM is now, by identity that survives a move (host uuid) and its disks' SRs by
+    their place in the VM (VBD userdevice -> SR uuid): what "done" means for a step."""
+
+    power_state: PowerState
+    host_uuid: str  # "" when it runs nowhere
+    operations: dict[str, str]  # current_operations: task ref -> operation
+    disk_srs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BootOption:
+    """A host, and why it cannot boot the VM as things are (None: it can)."""
+
+    host_ref: str
+    host_uuid: str
+    host_name: str
+    refusal: tuple[str, ...] | None
 
 
 @dataclass(frozen=True)

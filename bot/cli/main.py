@@ -27,6 +27,7 @@ Command = Callable[[argparse.Namespace], int]
 def _simulator(args: argparse.Namespace) -> int:
     """Serve a simulated pool until interrupted; the URL is the first line printed."""
     from bot.simulator import SimulatorServer, simulator  # the CLI may; the bot never does
+    from bot.simulator.scenario import describe
 
     sim = simulator(args.scenario, username=args.username, password=args.password)
     with SimulatorServer(sim, port=args.port) as server:
@@ -38,6 +39,8 @@ def _simulator(args: argparse.Namespace) -> int:
             f"login {args.username}/<password>; control: POST {server.url}/control",
             flush=True,
         )
+        for line in describe(sim):
+            print(f"  {line}", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):

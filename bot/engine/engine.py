@@ -18,12 +18,12 @@ from typing import Any
 from bot.clock import Clock
 from bot.engine import events as ev
 from bot.logs import about
-from bot.models import Fix
-from bot.planning.command import MigrateCommand, render
+from bot.models import Fix, VMState
+from bot.planning.command import MigrateCommand, parse, render
 from bot.planning.explain import explain
 from bot.planning.planner import Planner, PoolUnreachable, Preview, UserError
 from bot.planning.units import format_duration
-from bot.states import State
+from bot.states import FINISHED, State
 from bot.store.store import Request, Store
 from bot.xen import ops
 from bot.xen.errors import XenError
@@ -37,6 +37,7 @@ PROGRESS_STEP, PROGRESS_SECONDS = 0.05, 30.0  # how often progress is written to
 RECENT_SECONDS = 86400.0  # how far back the ticker looks for successes to check for stuck
 UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
 OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
+REFILABLE = frozenset({"PLAN_CHANGED", "CHECKLIST_BLOCKED"})  # failures before any step
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,26 @@ class Engine:
         )
         if new is not None:
             self._emit(ev.StateChanged(req.id, str(to), actor, text))
+            if to in FINISHED and req.state not in FINISHED | {State.STUCK}:
+                self._untag(new)
         return new
+
+    def _untag(self, req: Request) -> None:
+        """The backup-exclusion tag is the bot's to remove when the request ends, moved or
+        not: the VM goes back to its backups. Failing to is a warning, never a failure."""
+        for tag in req.tags_added:
+            try:
+                self.planner.call(lambda x, tag=tag: ops.remove_tag(x, self._vm_ref(x, req), tag))
+                self.store.audit(req.id, "bot", "untagged", {"tag": tag})
+            except UserError as error:
+                self.store.audit(req.id, "bot", "untag_failed", {"tag": tag, "error": str(error)})
+                self._emit(
+                    ev.Note(
+                        req.id,
+                        f"Could not remove the backup-exclusion tag {tag} from {req.vm_name} "
+                        f"({error}); remove it by hand so its backups resume.",
+                    )
+                )
 
     # -- requests -------------------------------------------------------------------------
     def preview(self, command: MigrateCommand) -> Preview:
@@ -210,15 +230,11 @@ class Engine:
         if claimed is None:
             raise UserError(OUT_OF_DATE)
         intent, changes = req.plan["intent"], {}
-        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
         if fix == Fix.DELETE_SNAPSHOTS:
-            snapshots = self.recheck(req).plan.vm.snapshots
-            for snap in snapshots:
-                self.planner.call(lambda x, s=snap: ops.delete_snapshot(x, s.ref, s.vdi_refs))
-            text = f"{actor} deleted {len(snapshots)} snapshot(s) of {req.vm_name} and their disks"
+            text = self._delete_snapshots(req, actor)
         elif fix == Fix.EXCLUDE_FROM_BACKUP:
             tag = f"{self.config.backup_tag}=migrate-bot #{req.id}"
-            self.planner.call(lambda x: ops.add_tag(x, vm, tag))
+            self.planner.call(lambda x: ops.add_tag(x, self._vm_ref(x, req), tag))
             changes["tags_added"] = [*req.tags_added, tag]
             text = f"{actor} excluded {req.vm_name} from backups (tag {tag})"
         elif fix == Fix.SWITCH_TO_OFFLINE:
@@ -237,6 +253,36 @@ class Engine:
         self._emit(ev.Revised(req.id, actor, text))
         return new
 
+    def _delete_snapshots(self, req: Request, actor: str) -> str:
+        """Exactly the snapshots the message named, each with the disks that are its own.
+
+        A snapshot taken (or removed) since the message was drawn makes the press out of
+        date: the message is redrawn with the snapshots as they are and nothing is deleted.
+        """
+        preview = self.recheck(req)
+        current = {snap.uuid: snap for snap in preview.plan.vm.snapshots}
+        named = req.plan["summary"].get("snapshot_uuids")
+        if named is None or set(named) != set(current):
+            plan = {**req.plan, "summary": preview.summary()}
+            self.store.update(req.id, bump=True, plan=plan)
+            self._emit(ev.Revised(req.id, "bot", "the VM's snapshots changed since; re-checked"))
+            raise UserError(f"{OUT_OF_DATE} Its snapshots changed since; nothing was deleted.")
+        deleted: list[str] = []
+        for uuid in named:
+            snap = current[uuid]
+            try:
+                self.planner.call(lambda x, s=snap: ops.destroy_vm(x, s.ref))
+            except UserError as error:
+                return _deletion_report(actor, req.vm_name, deleted, named, f"{snap.name}: {error}")
+            deleted.append(snap.name)
+            for vdi in snap.vdi_refs:
+                try:
+                    self.planner.call(lambda x, v=vdi: ops.destroy_vdi(x, v))
+                except UserError as error:
+                    left = f"{snap.name} is gone but one of its disks is not ({error})"
+                    return _deletion_report(actor, req.vm_name, deleted, named, left)
+        return _deletion_report(actor, req.vm_name, deleted, named)
+
     def retry_offline(self, request_id: int, actor: str) -> Request:
         """A new request, linked to the failed live one, for the same move offline."""
         req = self._get(request_id)
@@ -245,21 +291,45 @@ class Engine:
                 f"#{req.id} is {req.state}; only a failed live migration is retried offline"
             )
         preview = self.planner.rebuild(req.plan["intent"], mode="offline")
+        text = req.command_text + " mode=offline"
+        return self._file_again(req, actor, preview, text, "retry_offline")
+
+    def refile(self, request_id: int, actor: str) -> Request:
+        """Re-check after a run that never started (the VM changed since its approval, or
+        the checklist gained a blocker): the same command, a fresh plan, a new approval."""
+        req = self._get(request_id)
+        code = (req.error or {}).get("code")
+        if req.state != State.FAILED or code not in REFILABLE:
+            raise UserError(f"#{req.id} is {req.state}; there is nothing to re-check")
+        command = parse(req.command_text)
+        if not isinstance(command, MigrateCommand):
+            raise UserError(f"#{req.id}'s command no longer parses; file it again by hand")
+        preview = self.planner.preview(command)
+        return self._file_again(req, actor, preview, req.command_text, "refile")
+
+    def _file_again(
+        self, req: Request, actor: str, preview: Preview, text: str, action: str
+    ) -> Request:
+        """A request linked to `req`, in its thread; it inherits the backup-exclusion tag,
+        which `req`'s end removed, so the bot puts it back on the VM."""
         new = self.store.create_request(
             requester=actor,
             channel=req.channel,
-            command_text=req.command_text + " mode=offline",
+            command_text=text,
             vm_uuid=req.vm_uuid,
             vm_name=req.vm_name,
-            dest_host_uuid=req.dest_host_uuid,
-            dest_host_name=req.dest_host_name,
-            mode="offline",
+            dest_host_uuid=preview.pool.hosts[preview.plan.dest_host_ref].uuid,
+            dest_host_name=preview.dest_name,
+            mode=preview.plan.mode,
             shutdown=preview.plan.shutdown,
             plan={"intent": preview.intent(), "summary": preview.summary()},
             parent_id=req.id,
             thread_ts=req.thread_ts,
+            tags_added=list(req.tags_added),
         )
-        self.store.audit(req.id, actor, "retry_offline", {"new_request": new.id})
+        for tag in req.tags_added:
+            self.planner.call(lambda x, tag=tag: ops.add_tag(x, self._vm_ref(x, req), tag))
+        self.store.audit(req.id, actor, action, {"new_request": new.id})
         return new
 
     def withdraw(self, request_id: int, reason: str) -> None:
@@ -279,7 +349,13 @@ class Engine:
 
     # -- running --------------------------------------------------------------------------
     def run(self, request_id: int) -> Request:
-        """Take a concurrency slot, then run (or resume) the request to its end."""
+        """Take a concurrency slot, then run (or resume) the request to its end.
+
+        Whatever goes wrong (a step, a lookup, a refusal, a silent master, a bug), the
+        request ends in a state, and a VM this run shut down is started again. A failure is
+        stored before it is handled, so a bot killed while recovering resumes the recovery,
+        never the move.
+        """
         with about(request_id), self._slots:
             req = self._get(request_id)
             if req.state == State.QUEUED:
@@ -289,15 +365,37 @@ class Engine:
             if req.state != State.RUNNING:
                 return req
             try:
-                self._execute_patiently(req)
-            except PoolUnreachable as error:
-                self._fail(self._get(req.id), ["POOL_UNREACHABLE", str(error)], live=False)
-            except Exception as error:  # the request must end in a state, whatever happened
-                log.exception("run of #%s crashed", req.id)
-                self._fail(self._get(req.id), ["INTERNAL_ERROR", str(error)], live=False)
+                failure = _stored_failure(req)
+                if failure is None:
+                    try:
+                        self._execute_patiently(req)
+                        return self._get(request_id)
+                    except Exception as error:  # the request must end in a state
+                        failure = self._as_failure(req, error)
+                    if failure.error[0] == "BOT_STOPPING":
+                        return self._get(request_id)  # the next start re-attaches
+                    self._remember_failure(req, failure)
+                self._after_failure(self._get(req.id), failure)
+            except Exception as error:
+                log.exception("recovery of #%s failed", req.id)
+                self._fail(self._get(req.id), ["INTERNAL_ERROR", str(error)], Recovery())
             finally:
                 self._current_task.pop(req.id, None)
             return self._get(request_id)
+
+    def _as_failure(self, req: Request, error: Exception) -> StepFailed:
+        if isinstance(error, StepFailed):
+            return error
+        if isinstance(error, PoolUnreachable):
+            return StepFailed("run", ["POOL_UNREACHABLE", str(error)])
+        if isinstance(error, UserError):
+            return StepFailed("run", ["RUN_REFUSED", str(error)])
+        log.exception("run of #%s crashed", req.id)
+        return StepFailed("run", ["INTERNAL_ERROR", str(error)])
+
+    def _remember_failure(self, req: Request, failure: StepFailed) -> None:
+        plan = {**self._get(req.id).plan, "failure": {"step": failure.step, "error": failure.error}}
+        self.store.update(req.id, plan=plan)
 
     def _execute_patiently(self, req: Request) -> None:
         """A pool master that does not answer is waited for; every pass resumes from the
@@ -313,12 +411,8 @@ class Engine:
     def _execute(self, req: Request) -> None:
         intent = req.plan["intent"]
         if not self.store.steps(req.id):
-            preview = self.recheck(req)
-            if preview.blocked:
-                reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
-                self._fail(req, ["CHECKLIST_BLOCKED", reasons], live=False)
-                return
-        goal = self.planner.call(lambda x: _goal(x, intent))
+            self._check_before_first_step(req)
+        goal = _goal(intent)
         was_running, live = intent["was_running"], intent["mode"] == "live"
         started = req.started_at or self.clock.now()  # a resumed run keeps its start
 
@@ -328,39 +422,57 @@ class Engine:
             plan = self.planner.rebuild_in(x, req.plan["intent"], checked=False).plan
             return ops.start_migration(x, plan)
 
-        def placed(state: dict[str, Any]) -> bool:
-            on_dest = state["power_state"] != "Running" or state["resident_on"] == goal.dest
-            return on_dest and self._disks_placed(goal)
+        def placed(state: VMState) -> bool:
+            on_dest = state.power_state != "Running" or state.host_uuid == goal.dest
+            return on_dest and goal.disks_placed(state)
 
-        def running_on_dest(state: dict[str, Any]) -> bool:
-            return state["power_state"] == "Running" and state["resident_on"] == goal.dest
+        def running_on_dest(state: VMState) -> bool:
+            return state.power_state == "Running" and state.host_uuid == goal.dest
 
-        try:
-            if live:
+        if live:
+            self._step(req, "migrate", migrate, placed)
+        else:
+            if was_running:
+                hard = intent["shutdown"] == "hard"
+                self._step(
+                    req,
+                    "shutdown",
+                    lambda x: ops.start_shutdown(x, self._vm_ref(x, req), hard),
+                    lambda state: state.power_state == "Halted",
+                )
+            if self._has_step(req, "migrate") or not goal.disks_placed(self._state(req)):
                 self._step(req, "migrate", migrate, placed)
+            if was_running:
+                self._step(
+                    req,
+                    "start",
+                    lambda x: ops.start_on(x, self._vm_ref(x, req), ops.host_ref(x, goal.dest)),
+                    running_on_dest,
+                )
             else:
-                if was_running:
-                    hard = intent["shutdown"] == "hard"
-                    self._step(
-                        req,
-                        "shutdown",
-                        lambda x: ops.start_shutdown(x, goal.vm, hard),
-                        lambda state: state["power_state"] == "Halted",
-                    )
-                if self._has_step(req, "migrate") or not self._disks_placed(goal):
-                    self._step(req, "migrate", migrate, placed)
-                if was_running:
-                    self._step(
-                        req, "start", lambda x: ops.start_on(x, goal.vm, goal.dest), running_on_dest
-                    )
-                else:
-                    self.planner.call(lambda x: ops.set_affinity(x, goal.vm, goal.dest))
-        except StepFailed as failure:
-            shut_down = not live and was_running and failure.step != "shutdown"
-            self._after_failure(req, failure, live, restart=shut_down)
-            return
+                self.planner.call(
+                    lambda x: ops.set_affinity(x, self._vm_ref(x, req), ops.host_ref(x, goal.dest))
+                )
         shutdowns = [s.started_at for s in self.store.steps(req.id) if s.name == "shutdown"]
-        self._succeed(req, goal, started, min(shutdowns, default=None))
+        self._succeed(req, started, min(shutdowns, default=None))
+
+    def _check_before_first_step(self, req: Request) -> None:
+        """The plan is re-read before anything is done: a VM that changed since its approval
+        (started, stopped, moved) is not moved another way than approved; a checklist
+        blocker stops the run too."""
+        preview = self.recheck(req)
+        drift = preview.drift(req.plan["intent"])
+        if drift:
+            raise StepFailed("checklist", ["PLAN_CHANGED", drift])
+        if preview.blocked:
+            reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
+            raise StepFailed("checklist", ["CHECKLIST_BLOCKED", reasons])
+
+    def _vm_ref(self, x: Any, req: Request) -> str:
+        return ops.vm_ref(x, req.vm_uuid)
+
+    def _state(self, req: Request) -> VMState:
+        return self.planner.call(lambda x: ops.vm_state(x, self._vm_ref(x, req)))
 
     def _measure(self, req: Request) -> None:
         """Remember the copy rate, so the next estimates use what this pool really does."""
@@ -375,15 +487,12 @@ class Engine:
     def _has_step(self, req: Request, name: str) -> bool:
         return any(s.name == name for s in self.store.steps(req.id))
 
-    def _disks_placed(self, goal: Goal) -> bool:
-        return self.planner.call(lambda x: ops.vdi_srs(x, list(goal.vdi_map))) == goal.vdi_map
-
     def _step(
         self,
         req: Request,
         name: str,
         issue: Callable[[Any], str],
-        done: Callable[[dict[str, Any]], bool],
+        done: Callable[[VMState], bool],
     ) -> None:
         """Issue one XAPI step exactly once (or re-attach to it) and wait for its end.
 
@@ -420,7 +529,7 @@ class Engine:
         req: Request,
         name: str,
         issue: Callable[[Any], str],
-        done: Callable[[dict[str, Any]], bool],
+        done: Callable[[VMState], bool],
     ) -> None:
         if self._stopping.is_set():
             raise StepFailed(name, ["BOT_STOPPING"])
@@ -428,15 +537,14 @@ class Engine:
         last = previous[-1] if previous else None
         if last and last.state == "done":
             return
-        vm_ref = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
         adopted = None
         if last and last.state == "issuing" and not last.task_ref:
             # The bot died between its call and storing the task: the VM tells which.
-            record = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
-            if done(record):
+            state = self._state(req)
+            if done(state):
                 self.store.end_step(last.id, "done")
                 return
-            adopted = next(iter(record["current_operations"]), None)  # never pile on
+            adopted = next(iter(state.operations), None)  # never pile on
             if adopted:
                 self.store.step_task(last.id, adopted)
         if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
@@ -456,8 +564,7 @@ class Engine:
         if record is None:  # the task vanished (toolstack restart): judge from the VM
             if self._stopping.is_set():
                 raise StepFailed(name, ["BOT_STOPPING"])
-            state = self.planner.call(lambda x: ops.vm_record(x, vm_ref))
-            if done(state):
+            if done(self._state(req)):
                 self.store.end_step(step.id, "done")
                 self._emit(ev.StepDone(req.id, name, self.clock.now() - began, "done"))
                 return
@@ -508,21 +615,18 @@ class Engine:
 
         return self.watcher.wait_task(task, progress, keep_waiting)
 
-    def _after_failure(self, req: Request, failure: StepFailed, live: bool, restart: bool) -> None:
-        """An offline run that had shut the VM down starts it again where it was."""
-        vm_down = False
-        if restart and failure.error[0] != "BOT_STOPPING":
-            source = req.plan["intent"]["source_host_uuid"]
-            try:
-                self._restart_where_it_was(req, source)
-            except (StepFailed, UserError, XenError):
-                vm_down = True
-        if failure.error[0] == "BOT_STOPPING":
-            return  # the next start re-attaches
-        if failure.error[0] == "TASK_CANCELLED" and not vm_down:
+    def _after_failure(self, req: Request, failure: StepFailed) -> None:
+        """A VM this run shut down is started again where it can boot now; then the request
+        ends, cancelled if xapi honoured a cancel, failed otherwise."""
+        recovery = Recovery()
+        if self._shut_down_by_us(req):
+            recovery = self._restart_somewhere(req)
+            if recovery.stopping:
+                return  # the next start resumes the recovery
+        if failure.error[0] == "TASK_CANCELLED" and not recovery.down:
             text = f"xapi cancelled the {failure.step} step; {req.vm_name} is where it was."
-            if restart:
-                text += " It was started again on its original host."
+            if recovery.restarted_on:
+                text = f"xapi cancelled the {failure.step} step. {recovery.sentence(req)}"
             self._move(
                 self._get(req.id),
                 State.CANCELLED,
@@ -533,25 +637,74 @@ class Engine:
                 finished_at=self.clock.now(),
             )
             return
-        self._fail(self._get(req.id), failure.error, live=live, vm_down=vm_down)
+        self._fail(self._get(req.id), failure.error, recovery)
 
-    def _restart_where_it_was(self, req: Request, source_uuid: str) -> None:
-        host = self.planner.call(lambda x: x.host.get_by_uuid(source_uuid))
-        vm = self.planner.call(lambda x: facts_ref(x, req.vm_uuid))
-        self._step(
-            req,
-            "restart",
-            lambda x: ops.start_on(x, vm, host),
-            lambda s: s["power_state"] == "Running",
+    def _shut_down_by_us(self, req: Request) -> bool:
+        intent = req.plan["intent"]
+        if intent["mode"] != "offline" or not intent["was_running"]:
+            return False
+        return self._has_step(req, "shutdown")
+
+    def _restart_somewhere(self, req: Request) -> Recovery:
+        """Start the VM on the first host that can boot it where its disks are now: the
+        source, else the destination, else any other; the DOWN outcome says why not. A
+        silent master is waited for, as a run waits for it."""
+        silence = self._silence()
+        while True:
+            try:
+                return self._restart_on_a_host(req)
+            except PoolUnreachable as error:
+                if not self._wait_for_master(req, silence, {"step": "restart"}):
+                    if self._stopping.is_set():
+                        return Recovery(stopping=True)
+                    return Recovery(down=f"the pool master does not answer ({error})")
+            except UserError as error:
+                return Recovery(down=f"the pool could not say where it can start ({error})")
+
+    def _restart_on_a_host(self, req: Request) -> Recovery:
+        intent = req.plan["intent"]
+        if self._state(req).power_state == "Running":
+            return Recovery()  # it is up (the start went through before the failure)
+        options = self.planner.call(
+            lambda x: ops.boot_options(
+                x, self._vm_ref(x, req), [intent["source_host_uuid"], intent["dest_host_uuid"]]
+            )
         )
+        names = self.planner.names(req.vm_uuid)
 
-    def _fail(self, req: Request, error: list[str], live: bool, vm_down: bool = False) -> None:
-        how = explain(error, live=live)
+        def why(error: tuple[str, ...] | list[str]) -> str:
+            return explain(list(error), names=names).sentence.rstrip(".")
+
+        refusals = []
+        for option in options:
+            if option.refusal is not None:
+                refusals.append(f"{option.host_name}: {why(option.refusal)}")
+                continue
+            try:
+                self._step(
+                    req,
+                    "restart",
+                    lambda x, o=option: ops.start_on(x, self._vm_ref(x, req), o.host_ref),
+                    lambda state, o=option: state.power_state == "Running",
+                )
+            except StepFailed as failure:
+                if failure.error[0] == "BOT_STOPPING":
+                    return Recovery(stopping=True)
+                refusals.append(f"{option.host_name}: {why(failure.error)}")
+                continue
+            where = (
+                "its original host"
+                if option.host_uuid == intent["source_host_uuid"]
+                else "not where it ran: " + "; ".join(refusals)
+            )
+            return Recovery(restarted_on=option.host_name, where=where)
+        return Recovery(down="; ".join(refusals) or "no host in the pool can start it")
+
+    def _fail(self, req: Request, error: list[str], recovery: Recovery) -> None:
+        how = explain(error, live=req.mode == "live")
         text = how.sentence
-        if error[0] == "CHECKLIST_BLOCKED":
-            text = f"The checklist has a blocker now: {error[1]}"
-        if vm_down:
-            text += f" {req.vm_name} is DOWN: it was shut down and could not be started again."
+        if recovery.restarted_on or recovery.down:
+            text += f" {recovery.sentence(req)}"
         self._move(
             req,
             State.FAILED,
@@ -562,11 +715,11 @@ class Engine:
             error={"code": how.code, "description": error},
             finished_at=self.clock.now(),
         )
-        self._emit(ev.Failed(req.id, text, how.next_step, how.code, how.retry_offline, vm_down))
+        self._emit(
+            ev.Failed(req.id, text, how.next_step, how.code, how.retry_offline, bool(recovery.down))
+        )
 
-    def _succeed(self, req: Request, goal: Goal, started: float, down_since: float | None) -> None:
-        for tag in req.tags_added:
-            self.planner.call(lambda x, tag=tag: ops.remove_tag(x, goal.vm, tag))
+    def _succeed(self, req: Request, started: float, down_since: float | None) -> None:
         now = self.clock.now()
         seconds, downtime = now - started, (now - down_since if down_since else 0.0)
         srs = sorted({d["to"] for d in req.plan["summary"]["disks"]})
@@ -582,7 +735,7 @@ class Engine:
         if downtime:
             text += f" (downtime {format_duration(downtime)})"
         if req.tags_added:
-            text += "; backups resume (the bot removed its backup-exclusion tag)"
+            text += "; backups resume (the bot removes its backup-exclusion tag)"
         if self._move(
             req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now
         ):
@@ -743,23 +896,42 @@ class Engine:
 
 @dataclass(frozen=True)
 class Goal:
-    """Where the request puts the VM, by ref: what "done" means for each step."""
+    """Where the request puts the VM: the destination host's uuid and each disk's SR uuid
+    by its place in the VM (userdevice); what "done" means for each step."""
 
-    vm: str
     dest: str
-    vdi_map: dict[str, str]
+    disks: dict[str, str]
+
+    def disks_placed(self, state: VMState) -> bool:
+        return all(state.disk_srs.get(device) == sr for device, sr in self.disks.items())
 
 
-def _goal(x: Any, intent: dict[str, Any]) -> Goal:
-    return Goal(
-        vm=x.VM.get_by_uuid(intent["vm_uuid"]),
-        dest=x.host.get_by_uuid(intent["dest_host_uuid"]),
-        vdi_map={x.VDI.get_by_uuid(v): x.SR.get_by_uuid(s) for v, s in intent["disk_srs"].items()},
-    )
+def _goal(intent: dict[str, Any]) -> Goal:
+    return Goal(dest=intent["dest_host_uuid"], disks=dict(intent["disk_srs"]))
 
 
-def facts_ref(x: Any, vm_uuid: str) -> str:
-    return x.VM.get_by_uuid(vm_uuid)
+@dataclass(frozen=True)
+class Recovery:
+    """What became of a VM the failed run had shut down."""
+
+    restarted_on: str = ""  # the host it was started again on
+    where: str = ""  # "its original host" / "not where it ran: <why not, per host>"
+    down: str = ""  # why no host could start it (the VM is DOWN)
+    stopping: bool = False  # the bot stopped mid-recovery: the next start resumes it
+
+    def sentence(self, req: Request) -> str:
+        if self.down:
+            return (
+                f"{req.vm_name} is DOWN: it was shut down for the move and could not be "
+                f"started again ({self.down}). Start it by hand once that is fixed."
+            )
+        return f"{req.vm_name} was started again on {self.restarted_on}, {self.where}."
+
+
+def _stored_failure(req: Request) -> StepFailed | None:
+    """The failure a run was recovering from when the bot stopped, if any."""
+    stored = req.plan.get("failure")
+    return StepFailed(stored["step"], list(stored["error"])) if stored else None
 
 
 def _leftover(
@@ -821,6 +993,19 @@ def settled(req: Request) -> str:
     if req.outcome:
         return f"Already {req.outcome}."
     return f"#{req.id} is {req.state}; it no longer waits for a decision."
+
+
+def _deletion_report(
+    actor: str, vm: str, deleted: list[str], named: list[str], failure: str = ""
+) -> str:
+    """What the thread says after Delete N snapshots, a failure half-way included."""
+    if not failure:
+        return f"{actor} deleted {len(deleted)} snapshot(s) of {vm} and their disks"
+    done = ", ".join(deleted) or "none"
+    return (
+        f"{actor} asked to delete {len(named)} snapshot(s) of {vm}: deleted {done}; "
+        f"stopped at {failure}. The rest were not touched; Re-check shows what is left."
+    )
 
 
 def _queued_text(state: State) -> str:

@@ -87,6 +87,13 @@ class Cleared(Event):
     text: str
 
 
+@dataclass(frozen=True)
+class Note(Event):
+    """A line for the thread that changes no state: a warning the operator must act on."""
+
+    text: str
+
+
 def log_line(event: Event) -> None:
     """Engine subscriber: one log line per event (progress only at debug level)."""
     extra = {"request_id": event.request_id}

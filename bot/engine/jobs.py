@@ -3,6 +3,10 @@
 apscheduler 3 reads the wall clock, so it is only a ticker here: what is due is judged by
 the engine from stored timestamps against the injectable clock, and runs are submitted to
 its thread pool so they never block a Slack handler.
+
+The ticker has a thread of its own: runs waiting for a concurrency slot wait in the run
+pool's queue (as many threads as slots), so expiry, windows and stuck checks never wait
+behind them.
 """
 
 from __future__ import annotations
@@ -18,19 +22,22 @@ from bot.xen.errors import XenError
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 5.0
+TICKER = "ticker"
 
 
 class Jobs:
     def __init__(self, engine: Engine, workers: int) -> None:
         self.engine = engine
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers + 2)},
+            executors={"default": ThreadPoolExecutor(workers), TICKER: ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
 
     def start(self) -> Jobs:
-        self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, id="tick")
+        self.scheduler.add_job(
+            self.tick, "interval", seconds=TICK_SECONDS, id="tick", executor=TICKER
+        )
         self.scheduler.start()
         for req in self.engine.recoverable():
             log.info("re-attaching to #%s (%s)", req.id, req.state)

@@ -239,6 +239,10 @@ _RULES: dict[str, _Rule] = {
         "If it fails again, check both SRs' health.",
         offline_helps=True,
     ),
+    "SR_OPERATION_NOT_SUPPORTED": _Rule(
+        "SR {n0} cannot take a new disk (an ISO library, removable media or read-only).",
+        "Choose another SR for the disks (sr= or disk:<n>=), " + _RECHECK,
+    ),
     "SR_DOES_NOT_SUPPORT_MIGRATION": _Rule(
         "SR {n0} does not support storage migration.",
         "Choose another destination SR for its disks, " + _RECHECK,
@@ -299,6 +303,18 @@ _RULES: dict[str, _Rule] = {
         "The step's task disappeared (the toolstack restarted) and the VM did not end "
         "where it was going.",
         "Check where the VM is now, then file the request again.",
+    ),
+    "CHECKLIST_BLOCKED": _Rule(
+        "The checklist has a blocker now: {p0}",
+        "Fix it, then press Re-check to file the request again.",
+    ),
+    "PLAN_CHANGED": _Rule(
+        "{p0}, so the approved move was not run (the bot never runs another kind of move "
+        "than the one approved).",
+        "Press Re-check to file it again with a fresh checklist; it needs approval again.",
+    ),
+    "RUN_REFUSED": _Rule(
+        "The run stopped: {p0}", "Check where the VM is now, then file the request again."
     ),
     "POOL_UNREACHABLE": _Rule(
         "The pool master stopped answering during the run ({p0}).",

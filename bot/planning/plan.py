@@ -96,8 +96,11 @@ def snapshot_disks_of(vm: VMFacts, vdi_ref: str) -> list[SnapshotDisk]:
     return [s for s in vm.snapshot_disks if s.snapshot_of == vdi_ref]
 
 
-def space_needed(vm: VMFacts, disk: DiskFacts) -> int:
-    """Bytes a disk and its snapshot disks occupy now: what a destination SR must have free."""
+def space_needed(vm: VMFacts, disk: DiskFacts, sr: SRFacts | None = None) -> int:
+    """Bytes a disk and its snapshot disks will occupy on `sr`: what they use now, or their
+    full size on a thick (LVM) SR, where every disk is allocated whole."""
+    if sr is not None and sr.thick:
+        return full_size(vm, disk)
     return disk.physical_utilisation + sum(
         s.physical_utilisation for s in snapshot_disks_of(vm, disk.vdi_ref)
     )
@@ -113,9 +116,18 @@ def copy_bytes(plan: Plan) -> int:
     return sum(full_size(plan.vm, m.disk) for m in plan.disks if m.moves)
 
 
-def reachable_srs(pool: PoolFacts, host_ref: str, need: int = 0) -> list[SRFacts]:
-    """SRs `host_ref` has attached with at least `need` bytes free, roomiest first."""
-    fits = [sr for sr in pool.srs.values() if host_ref in sr.hosts and sr.free >= need]
+def reachable_srs(
+    pool: PoolFacts, host_ref: str, need: int = 0, full: int | None = None
+) -> list[SRFacts]:
+    """SRs that take disks, attached to `host_ref`, with room for `need` bytes (on a thick
+    SR for `full`, the disks' whole size, when given); roomiest first."""
+    fits = [
+        sr
+        for sr in pool.srs.values()
+        if sr.takes_disks
+        and host_ref in sr.hosts
+        and sr.free >= (full if sr.thick and full is not None else need)
+    ]
     return sorted(fits, key=lambda sr: (-sr.free, sr.name))
 
 
@@ -136,15 +148,25 @@ def _check_refs(
     if dest_host_ref not in pool.hosts:
         raise PlanError(f"host {dest_host_ref} is not in pool {pool.name}")
     own = {d.vdi_ref for d in vm.disks}
-    for vdi, sr in disk_srs.items():
+    for vdi in disk_srs:
         if vdi not in own:
             raise PlanError(f"disk {vdi} is not a disk of {vm.name}")
+    for sr in {*disk_srs.values(), *([sr_ref] if sr_ref is not None else [])}:
         if sr not in pool.srs:
             raise PlanError(f"SR {sr} is not in pool {pool.name}")
-    if sr_ref is not None and sr_ref not in pool.srs:
-        raise PlanError(f"SR {sr_ref} is not in pool {pool.name}")
+        if not pool.srs[sr].takes_disks:
+            raise PlanError(_no_disks_here(pool, pool.srs[sr], dest_host_ref))
     if throughput_mbps <= 0:
         raise PlanError(f"the copy rate must be positive, not {throughput_mbps} MB/s")
+
+
+def _no_disks_here(pool: PoolFacts, sr: SRFacts, dest_host_ref: str) -> str:
+    """Why an ISO library (or removable media, or a read-only SR) is refused, and what not."""
+    choices = reachable_srs(pool, dest_host_ref)
+    text = f"{sr.name} cannot hold VM disks (an ISO library, removable media or read-only)"
+    if choices:
+        text += f"; choose one of: {format_sr_choices(choices)}"
+    return text
 
 
 def _map_disks(
@@ -182,7 +204,7 @@ def _stranded_error(
     choices: dict[str, tuple[str, ...]] = {}
     for disk in disks:
         need = space_needed(vm, disk)
-        fits = reachable_srs(pool, dest_host_ref, need)
+        fits = reachable_srs(pool, dest_host_ref, need, full_size(vm, disk))
         choices[disk.vdi_ref] = tuple(sr.ref for sr in fits)
         where = pool.srs[disk.sr_ref].name if disk.sr_ref in pool.srs else disk.sr_ref
         line = f"{host} cannot reach {where}, where disk {disk_label(disk)} is; "

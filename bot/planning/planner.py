@@ -72,19 +72,50 @@ class Preview:
         sr = self.pool.srs.get(ref)
         return sr.name if sr else ref
 
+    def sr_uuid(self, ref: str) -> str:
+        sr = self.pool.srs.get(ref)
+        return sr.uuid if sr else ""
+
     def intent(self) -> dict[str, Any]:
-        """What a request stores: UUIDs (refs are not promised to last) and the choices."""
+        """What a request stores: UUIDs (refs are not promised to last) and the choices.
+
+        Disks are keyed by their place in the VM (VBD userdevice): storage motion gives a
+        moved disk a new VDI, so a VDI's uuid does not outlive the copy.
+        """
         plan = self.plan
         return {
             "vm_uuid": plan.vm.uuid,
             "dest_host_uuid": self.pool.hosts[plan.dest_host_ref].uuid,
             "source_host_uuid": getattr(self.pool.hosts.get(plan.source_host_ref), "uuid", ""),
-            "disk_srs": {m.disk.vdi_uuid: self.pool.srs[m.dest_sr_ref].uuid for m in plan.disks},
+            "disk_srs": {m.disk.userdevice: self.sr_uuid(m.dest_sr_ref) for m in plan.disks},
+            "source_srs": {m.disk.userdevice: self.sr_uuid(m.disk.sr_ref) for m in plan.disks},
             "mode": plan.mode,
             "shutdown": plan.shutdown,
             "was_running": plan.vm.power_state == "Running",
             "copy_bytes": copy_bytes(plan),
         }
+
+    def drift(self, intent: Mapping[str, Any]) -> str | None:
+        """How the VM changed since `intent` was stored (power state, host, disks' SRs), in
+        words, or None: a plan approved for one situation is never run in another."""
+        vm, was_running = self.plan.vm, intent["was_running"]
+        running = vm.power_state == "Running"
+        if running != was_running or vm.power_state not in ("Running", "Halted"):
+            then = "running" if was_running else "halted"
+            return f"{vm.name} was {then} when approved and is {vm.power_state.lower()} now"
+        host = self.pool.hosts.get(vm.resident_on)
+        if running and host is not None and host.uuid != intent["source_host_uuid"]:
+            return f"{vm.name} runs on {host.name} now, not where it ran when approved"
+        then_srs = intent.get("source_srs")
+        if then_srs is None:  # stored before the bot kept it
+            return None
+        now_srs = {d.userdevice: self.sr_uuid(d.sr_ref) for d in vm.disks}
+        if set(now_srs) != set(then_srs):
+            return f"{vm.name}'s disks changed since it was approved"
+        moved = [device for device, sr in now_srs.items() if sr != then_srs[device]]
+        if moved:
+            return f"{vm.name}'s disk {', '.join(sorted(moved))} moved to another SR since"
+        return None
 
     def summary(self) -> dict[str, Any]:
         """What the request message shows, kept with the request for listings and audit."""
@@ -98,6 +129,7 @@ class Preview:
             "estimate": format_duration(plan.estimate_seconds),
             "downtime": format_duration(plan.downtime_seconds),
             "snapshots": len(plan.vm.snapshots),
+            "snapshot_uuids": [snap.uuid for snap in plan.vm.snapshots],
             "disks": [
                 {
                     "label": disk_label(m.disk),
@@ -176,9 +208,9 @@ class Planner:
         host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
         by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
         disk_srs = {
-            d.vdi_ref: by_uuid[intent["disk_srs"][d.vdi_uuid]]
+            d.vdi_ref: by_uuid[intent["disk_srs"][d.userdevice]]
             for d in vm.disks
-            if intent["disk_srs"].get(d.vdi_uuid) in by_uuid
+            if intent["disk_srs"].get(d.userdevice) in by_uuid
         }
         mode, shutdown = mode or intent["mode"], shutdown or intent["shutdown"]
         if not checked:
@@ -189,6 +221,12 @@ class Planner:
     def inventory(self) -> Inventory:
         """VMs, hosts and SRs by name, for the modal's searchable selects."""
         return self.call(facts.inventory)
+
+    def names(self, vm_uuid: str) -> dict[str, str]:
+        """Refs and uuids of the pool's hosts and SRs, the VM and its disks -> names, so an
+        XAPI error about them reads "host3-local", not a ref."""
+        vm, pool = self.vm_and_pool(vm_uuid)
+        return names_for(pool, vm)
 
     def vm_and_pool(self, vm_uuid: str) -> tuple[VMFacts, PoolFacts]:
         """One VM's facts (its disks, for the modal) and the pool's."""

@@ -205,7 +205,8 @@ def _reach(plan: Plan, pool: PoolFacts) -> Check:
     srs = sorted({_sr_name(pool, m.dest_sr_ref) for m in unreachable})
     disks = ", ".join(disk_label(m.disk) for m in unreachable)
     need = sum(space_needed(plan.vm, m.disk) for m in unreachable)
-    fits = reachable_srs(pool, plan.dest_host_ref, need)
+    full = sum(full_size(plan.vm, m.disk) for m in unreachable)
+    fits = reachable_srs(pool, plan.dest_host_ref, need, full)
     fix = (
         f"choose sr=<sr> or disk:<n>=<sr> from the SRs {dest} reaches with room: "
         f"{format_sr_choices(fits)}"
@@ -223,13 +224,14 @@ def _reaches(pool: PoolFacts, host_ref: str, move: DiskMove) -> bool:
 
 
 def _space(plan: Plan, pool: PoolFacts) -> Check:
-    """Per destination SR: room for what the moving disks use now, and for their full size."""
+    """Per destination SR: room for what the moving disks will take there (their full size
+    on a thick SR), and for their full size."""
     needs: dict[str, tuple[int, int]] = {}
     for move in plan.disks:
         if move.moves and move.dest_sr_ref in pool.srs:
             used, full = needs.get(move.dest_sr_ref, (0, 0))
             needs[move.dest_sr_ref] = (
-                used + space_needed(plan.vm, move.disk),
+                used + space_needed(plan.vm, move.disk, pool.srs[move.dest_sr_ref]),
                 full + full_size(plan.vm, move.disk),
             )
     if not needs:
@@ -265,7 +267,7 @@ def _space_warning(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]])
         for ref, used, full in srs
     )
     full = max(full for _ref, _used, full in srs)
-    fits = reachable_srs(pool, plan.dest_host_ref, full)
+    fits = reachable_srs(pool, plan.dest_host_ref, full, full)
     fix = "the copy fits, but the disks cannot grow to their full size there"
     if fits:
         fix += f"; SRs with room for {format_size(full)}: {format_sr_choices(fits)}"
@@ -275,11 +277,15 @@ def _space_warning(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]])
 def _space_blocker(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]]) -> Check:
     found = "; ".join(
         f"{pool.srs[ref].name} has {format_size(pool.srs[ref].free)} free, the disks moving "
-        f"there use {format_size(used)}"
+        + (
+            f"there take their full {format_size(used)} (a thick, LVM-based SR)"
+            if pool.srs[ref].thick
+            else f"there use {format_size(used)}"
+        )
         for ref, used, _full in srs
     )
     need = max(used for _ref, used, _full in srs)
-    fits = reachable_srs(pool, plan.dest_host_ref, need)
+    fits = reachable_srs(pool, plan.dest_host_ref, need, max(f for _r, _u, f in srs))
     fix = "free space there or choose another SR (sr= or disk:<n>=)"
     if fits:
         fix += f": {format_sr_choices(fits)}"

@@ -98,6 +98,15 @@ def start(sim: Simulator, call: Call, vm: str, start_paused: bool, force: bool) 
     raise XapiError("NO_HOSTS_AVAILABLE")
 
 
+@xapi("VM.snapshot")
+def snapshot(
+    sim: Simulator, call: Call, vm: str, new_name: str, ignore_vdis: list | None = None
+) -> str:
+    """A disk snapshot now (the CD drive keeps pointing at its ISO)."""
+    rules.assert_operable(sim, vm, "snapshot")
+    return storage.snapshot(sim, vm, new_name, sim.now())
+
+
 @xapi("VM.destroy")
 def destroy(sim: Simulator, call: Call, vm: str) -> str:
     """Remove the VM record, its VBDs, VIFs and metrics; its VDIs stay (as in xapi)."""

@@ -22,6 +22,7 @@ ALLOWED_POWER = {
     "start_on": ("Halted",),
     "migrate_send": ("Halted", "Suspended", "Running"),
     "destroy": ("Halted", "Suspended"),
+    "snapshot": ("Halted", "Running", "Paused", "Suspended"),
 }
 RUNNING_STATES = ("Running", "Paused")
 

@@ -199,28 +199,6 @@ class _Builder:
             **extra,
         )
 
-    def _vbd(
-        self, vm: str, vdi: str, userdevice: int, kind: str = "Disk", attached: bool = True
-    ) -> str:
-        running = attached and self.db.get("VM", vm)["power_state"] == "Running"
-        device = f"xvd{'abcdefghijklmnop'[userdevice]}" if kind == "Disk" else "xvdd"
-        ref = self.db.create(
-            "VBD",
-            VM=vm,
-            VDI=vdi,
-            type=kind,
-            userdevice=str(userdevice),
-            device=device,
-            bootable=userdevice == 0,
-            currently_attached=running,
-            empty=vdi == NULL_REF,
-            mode="RW" if kind == "Disk" else "RO",
-        )
-        self.db.update("VM", vm, VBDs=[*self.db.get("VM", vm)["VBDs"], ref])
-        if vdi != NULL_REF:
-            self.db.update("VDI", vdi, VBDs=[*self.db.get("VDI", vdi)["VBDs"], ref])
-        return ref
-
     def _vm(
         self,
         spec: dict[str, Any],
@@ -269,9 +247,9 @@ class _Builder:
         if power == "Running" and not control:
             self.sim.load[ref] = float(spec.get("cpu", 0.1))
         for position, disk in enumerate(spec.get("disks", [])):
-            self._vbd(ref, self._vdi(disk, self.srs[disk["sr"]]), position)
+            storage.add_vbd(self.sim, ref, self._vdi(disk, self.srs[disk["sr"]]), position)
         if spec.get("cd"):
-            self._vbd(ref, self._iso(spec["cd"]), 3, kind="CD")
+            storage.add_vbd(self.sim, ref, self._iso(spec["cd"]), 3, kind="CD")
         networks = [self.networks[n] for n in spec.get("networks", [])] or [self.network]
         vifs = [
             self.db.create(
@@ -297,35 +275,54 @@ class _Builder:
         return self.isos[cd] if isinstance(cd, str) else NULL_REF
 
     def _snapshot(self, vm: str, spec: dict[str, Any]) -> None:
-        """Disks are snapshotted; a CD drive is not: it points at the very ISO the drive
-        held then (`xapi_vm_clone.ml`, `safe_clone_disks`), `cd:` says which if it differs."""
-        record = self.db.get("VM", vm)
-        snap = self.db.create(
-            "VM",
-            name_label=spec["name"],
-            is_a_snapshot=True,
-            snapshot_of=vm,
-            power_state="Halted",
-            snapshot_time=wire_time(self.sim.now() - 7 * 86400),
-            memory_static_max=record["memory_static_max"],
+        """A snapshot taken a week ago; `cd:` names the ISO its drive held then, if other."""
+        cd = self._iso(spec["cd"]) if "cd" in spec else None
+        storage.snapshot(self.sim, vm, spec["name"], self.sim.now() - 7 * 86400, cd)
+
+
+def describe(sim: Simulator) -> list[str]:
+    """What a person trying the pool wants to know first: hosts, SRs (thick, ISO libraries),
+    networks on some hosts only, VMs whose snapshots' drives hold a library's ISO."""
+    db = sim.db
+    names = {ref: h["name_label"] for ref, h in db.tables["host"].items()}
+    master = db.get("pool", sim.pool_ref)["master"]
+    lines = [
+        "hosts: " + ", ".join(n + (" (master)" if r == master else "") for r, n in names.items())
+    ]
+    srs = []
+    for ref, sr in db.tables["SR"].items():
+        where = (
+            "shared"
+            if sr["shared"]
+            else ", ".join(names[db.get("PBD", p)["host"]] for p in sr["PBDs"])
         )
-        for vbd in list(record["VBDs"]):
-            parent = self.db.get("VBD", vbd)
-            if parent["type"] == "CD":
-                iso = self._iso(spec["cd"]) if "cd" in spec else parent["VDI"]
-                self._vbd(snap, iso, int(parent["userdevice"]), kind="CD", attached=False)
-                continue
-            source = self.db.get("VDI", parent["VDI"])
-            size = int(source["virtual_size"]) / GIB
-            vdi = self._vdi(
-                {"name": source["name_label"], "size_gib": size, "used_gib": size / 10},
-                source["SR"],
-                is_a_snapshot=True,
-                snapshot_of=parent["VDI"],
+        kind = sr["type"] + (", thick" if storage.thick(sim, ref) else "")
+        if storage.takes_new_disks(sim, ref):
+            srs.append(f"{sr['name_label']} ({kind}, {where})")
+        else:
+            held = [db.get("VDI", v)["name_label"] for v in sr["VDIs"]]
+            srs.append(
+                f"{sr['name_label']} ({kind}, {where}; no VM disks{': ' if held else ''}"
+                f"{', '.join(held)})"
             )
-            self.db.update("VDI", parent["VDI"], snapshots=[*source["snapshots"], vdi])
-            self._vbd(snap, vdi, int(parent["userdevice"]))
-        self.db.update("VM", vm, snapshots=[*record["snapshots"], snap])
+    lines.append("SRs: " + "; ".join(srs))
+    partial = [
+        f"{n['name_label']} ({', '.join(names[db.get('PIF', p)['host']] for p in n['PIFs'])})"
+        for n in db.tables["network"].values()
+        if n["PIFs"] and len(n["PIFs"]) < len(names)
+    ]
+    if partial:
+        lines.append("networks on some hosts only: " + ", ".join(partial))
+    isos = [
+        f"{vm['name_label']} ({snap['name_label']}: {db.get('VDI', vbd['VDI'])['name_label']})"
+        for vm in db.tables["VM"].values()
+        for snap in (db.get("VM", s) for s in vm["snapshots"])
+        for vbd in (db.get("VBD", v) for v in snap["VBDs"])
+        if vbd["type"] == "CD" and db.exists("VDI", vbd["VDI"])
+    ]
+    if isos:
+        lines.append("snapshots whose CD drive holds a library ISO: " + ", ".join(isos))
+    return lines
 
 
 def _mac(ref: str, index: int = 0) -> str:

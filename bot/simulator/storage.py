@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.simulator.pool import Simulator
-from bot.simulator.wire import NULL_REF, XapiError, wire_int
+from bot.simulator.wire import NULL_REF, XapiError, wire_int, wire_time
 
 THICK = frozenset({"lvm", "lvmoiscsi", "lvmohba"})
 NO_DISKS = frozenset({"iso", "udev"})  # libraries and removable media hold no VM disks
@@ -77,6 +77,71 @@ def _account(sim: Simulator, sr: str, vdi: str, sign: int) -> None:
         physical_utilisation=wire_int(max(0, int(srec["physical_utilisation"]) + sign * used)),
         virtual_allocation=wire_int(max(0, int(srec["virtual_allocation"]) + sign * size)),
     )
+
+
+def add_vbd(
+    sim: Simulator, vm: str, vdi: str, userdevice: int, kind: str = "Disk", attached: bool = True
+) -> str:
+    """A drive of the VM (attached while the VM runs, unless told not to)."""
+    running = attached and sim.db.get("VM", vm)["power_state"] == "Running"
+    device = f"xvd{'abcdefghijklmnop'[userdevice]}" if kind == "Disk" else "xvdd"
+    ref = sim.db.create(
+        "VBD",
+        VM=vm,
+        VDI=vdi,
+        type=kind,
+        userdevice=str(userdevice),
+        device=device,
+        bootable=userdevice == 0,
+        currently_attached=running,
+        empty=vdi == NULL_REF,
+        mode="RW" if kind == "Disk" else "RO",
+    )
+    sim.db.update("VM", vm, VBDs=[*sim.db.get("VM", vm)["VBDs"], ref])
+    if vdi != NULL_REF:
+        sim.db.update("VDI", vdi, VBDs=[*sim.db.get("VDI", vdi)["VBDs"], ref])
+    return ref
+
+
+def snapshot(
+    sim: Simulator, vm: str, name: str, taken: float, cd: str | None = None, used: float = 0.1
+) -> str:
+    """A snapshot of `vm`: its disks are snapshotted (new VDIs on the same SRs, `used` of
+    their size written since), its CD drive is not: it points at the very ISO the drive
+    holds (`xapi_vm_clone.ml`, `safe_clone_disks`: "don't clone CDs"), or `cd` if given."""
+    record = sim.db.get("VM", vm)
+    snap = sim.db.create(
+        "VM",
+        name_label=name,
+        is_a_snapshot=True,
+        snapshot_of=vm,
+        power_state="Halted",
+        snapshot_time=wire_time(taken),
+        memory_static_max=record["memory_static_max"],
+        memory_overhead=record["memory_overhead"],
+    )
+    for vbd in list(record["VBDs"]):
+        drive = sim.db.get("VBD", vbd)
+        position = int(drive["userdevice"])
+        if drive["type"] == "CD":
+            add_vbd(sim, snap, cd or drive["VDI"], position, kind="CD", attached=False)
+            continue
+        source = sim.db.get("VDI", drive["VDI"])
+        size = int(source["virtual_size"])
+        copy = add_vdi(
+            sim,
+            source["SR"],
+            name_label=source["name_label"],
+            virtual_size=wire_int(size),
+            physical_utilisation=wire_int(int(size * used)),
+            is_a_snapshot=True,
+            snapshot_of=drive["VDI"],
+            snapshot_time=wire_time(taken),
+        )
+        sim.db.update("VDI", drive["VDI"], snapshots=[*source["snapshots"], copy])
+        add_vbd(sim, snap, copy, position)
+    sim.db.update("VM", vm, snapshots=[*sim.db.get("VM", vm)["snapshots"], snap])
+    return snap
 
 
 def destroy_vdi(sim: Simulator, vdi: str) -> None:

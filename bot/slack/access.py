@@ -25,6 +25,7 @@ REQUESTER_OR_APPROVER = frozenset(
         "fix_exclude_backup",
         "fix_hard_shutdown",
         "retry_offline",
+        "refile",
     }
 )
 GROUP_CACHE_SECONDS = 300.0

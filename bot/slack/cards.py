@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.engine.engine import REFILABLE
 from bot.planning.explain import explain
 from bot.slack.blocks import Card, date_token, escape, mention
 from bot.states import State
@@ -28,6 +29,7 @@ def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
         run_at=req.run_at,
         stuck_host=req.plan.get("stuck_host_name"),
         retry_offline=retry_offline(req),
+        refile=req.state == State.FAILED and (req.error or {}).get("code") in REFILABLE,
         parent_id=req.parent_id,
     )
 

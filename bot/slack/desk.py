@@ -168,9 +168,9 @@ class Desk:
             reply(blocks.notice(self.engine.cancel(req.id, user)))
         elif action in FIXES:
             self.engine.revise(req.id, revision, FIXES[action], user)
-        elif action == "retry_offline":
-            new = self.engine.retry_offline(req.id, user)
-            self.notifier.post_request(new)
+        elif action in ("retry_offline", "refile"):
+            again = self.engine.retry_offline if action == "retry_offline" else self.engine.refile
+            self.notifier.post_request(again(req.id, user))
         elif action == "restart_toolstack":
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
             asked = with_mentions(f"{user} asked for a toolstack restart")

@@ -89,14 +89,17 @@ class Driver:
         return [r.body.get("text", "") for r in self.slack.responses if r.key == key]
 
 
-def until(probe: Callable[[], T | None], what: str = "", timeout: float = 30.0) -> T:
-    """Wait (real time, polling) for another thread or process to make `probe` truthy."""
+def until(
+    probe: Callable[[], T | None], what: str = "", timeout: float = 30.0, pause: float = 0.02
+) -> T:
+    """Wait (real time, polling every `pause` s) for another thread or process to make
+    `probe` truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(pause)
     raise TimeoutError(f"waited {timeout:.0f} s for {what or probe}")
 
 

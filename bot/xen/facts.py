@@ -25,6 +25,8 @@ from bot.models import (
 )
 
 NULL = "OpaqueRef:NULL"
+THICK_SR_TYPES = frozenset({"lvm", "lvmoiscsi", "lvmohba", "lvmofcoe"})
+NO_DISK_SR_TYPES = frozenset({"iso", "udev"})  # libraries and removable media
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ def read_pool(x: Any) -> PoolFacts:
             physical_size=int(s["physical_size"]),
             physical_utilisation=int(s["physical_utilisation"]),
             hosts=frozenset(attached.get(ref, ())),
+            takes_disks=_takes_disks(s),
+            thick=s["type"] in THICK_SR_TYPES,
         )
         for ref, s in srs.items()
     }
@@ -198,14 +202,31 @@ def _snapshot_disk(vdi: dict[str, Any], ref: str, parent: str) -> SnapshotDisk:
     )
 
 
+def _takes_disks(sr: dict[str, Any]) -> bool:
+    """What XenCenter asks before it offers an SR for a disk (`SR.SupportsVdiCreate`)."""
+    return (
+        sr["type"] not in NO_DISK_SR_TYPES
+        and sr["content_type"] != "iso"
+        and "vdi_create" in sr["allowed_operations"]
+    )
+
+
 def _snapshot(x: Any, ref: str) -> SnapshotFacts:
+    """The snapshot and the VDIs that are its own: a CD VBD points at the library's ISO
+    (`xapi_vm_clone.ml` does not clone CDs), and a VDI another VM uses is not ours to go."""
     record = x.VM.get_record(ref)
     vdis = []
     for vbd_ref in record["VBDs"]:
-        vdi = x.VBD.get_VDI(vbd_ref)
-        if vdi != NULL:
-            vdis.append(vdi)
+        vbd = x.VBD.get_record(vbd_ref)
+        if vbd["type"] == "Disk" and vbd["VDI"] != NULL and _only_user(x, vbd["VDI"], ref):
+            vdis.append(vbd["VDI"])
+    if record["suspend_VDI"] != NULL:
+        vdis.append(record["suspend_VDI"])
     return SnapshotFacts(ref, record["uuid"], record["name_label"], tuple(vdis))
+
+
+def _only_user(x: Any, vdi: str, vm: str) -> bool:
+    return all(x.VBD.get_VM(vbd) == vm for vbd in x.VDI.get_VBDs(vdi))
 
 
 def _has_tools(x: Any, metrics: str) -> bool:
@@ -238,7 +259,9 @@ def inventory(x: Any) -> Inventory:
     return Inventory(
         vms=tuple(sorted(vms, key=lambda c: c.text.lower())),
         hosts=tuple(Choice(h.name, h.uuid) for h in sorted(pool.hosts.values(), key=_name)),
-        srs=tuple(Choice(s.name, s.uuid) for s in sorted(pool.srs.values(), key=_name)),
+        srs=tuple(
+            Choice(s.name, s.uuid) for s in sorted(pool.srs.values(), key=_name) if s.takes_disks
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import XenAPI
 
-from bot.models import Plan
+from bot.models import BootOption, Plan, VMState
 
 NULL = "OpaqueRef:NULL"
 
@@ -69,11 +69,14 @@ def remove_tag(x: Any, vm: str, tag: str) -> None:
     x.VM.remove_tags(vm, tag)
 
 
-def delete_snapshot(x: Any, snapshot: str, vdis: tuple[str, ...]) -> None:
-    """VM.destroy keeps the disks (as XenCenter knows), so destroy each VDI after it."""
-    x.VM.destroy(snapshot)
-    for vdi in vdis:
-        x.VDI.destroy(vdi)
+def destroy_vm(x: Any, vm: str) -> None:
+    """VM.destroy keeps the disks (as XenCenter knows): destroy the VDIs that are its own
+    after it, one by one (`destroy_vdi`)."""
+    x.VM.destroy(vm)
+
+
+def destroy_vdi(x: Any, vdi: str) -> None:
+    x.VDI.destroy(vdi)
 
 
 def restart_agent(x: Any, host: str) -> None:
@@ -119,12 +122,49 @@ def pending_tasks(x: Any) -> list[str]:
     ]
 
 
-def vm_record(x: Any, vm: str) -> dict[str, Any]:
-    return x.VM.get_record(vm)
+def vm_state(x: Any, vm: str) -> VMState:
+    """Power state, host and disks' SRs now, read through VBD.VDI -> VDI.SR: a moved disk
+    is a new VDI, so nothing here trusts a VDI ref or uuid from before the move."""
+    record = x.VM.get_record(vm)
+    host = record["resident_on"]
+    disks: dict[str, str] = {}
+    for vbd in record["VBDs"]:
+        vbd_record = x.VBD.get_record(vbd)
+        if vbd_record["type"] == "Disk" and vbd_record["VDI"] != NULL:
+            disks[vbd_record["userdevice"]] = x.SR.get_uuid(x.VDI.get_SR(vbd_record["VDI"]))
+    return VMState(
+        power_state=record["power_state"],
+        host_uuid=x.host.get_uuid(host) if host != NULL else "",
+        operations=dict(record["current_operations"]),
+        disk_srs=disks,
+    )
 
 
-def vdi_srs(x: Any, vdis: list[str]) -> dict[str, str]:
-    return {vdi: x.VDI.get_SR(vdi) for vdi in vdis}
+def boot_options(x: Any, vm: str, preferred: list[str]) -> list[BootOption]:
+    """Every host, the `preferred` uuids first, with xapi's verdict on booting the VM there
+    as it is now (`VM.assert_can_boot_here`: host enabled, SRs, networks, memory)."""
+    hosts = x.host.get_all_records()
+    rank = {uuid: index for index, uuid in enumerate(preferred)}
+    ordered = sorted(
+        hosts.items(), key=lambda h: (rank.get(h[1]["uuid"], len(rank)), h[1]["name_label"])
+    )
+    options = []
+    for ref, host in ordered:
+        try:
+            x.VM.assert_can_boot_here(vm, ref)
+            refusal = None
+        except XenAPI.Failure as failure:
+            refusal = tuple(str(part) for part in failure.details)
+        options.append(BootOption(ref, host["uuid"], host["name_label"], refusal))
+    return options
+
+
+def host_ref(x: Any, uuid: str) -> str:
+    return x.host.get_by_uuid(uuid)
+
+
+def vm_ref(x: Any, uuid: str) -> str:
+    return x.VM.get_by_uuid(uuid)
 
 
 def task_result_ref(result: str) -> str:

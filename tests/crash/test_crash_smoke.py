@@ -6,9 +6,14 @@ from tests.crash.trials import one_trial
 
 
 def test_killed_mid_live_and_mid_offline_migration_ends_right() -> None:
-    """Killed during a live copy and during an offline run, a restarted bot ends each
-    correctly: VM placed, every operation issued once, audit without gap, thread told."""
-    for number, mode, after in ((1, "live", 0.8), (2, "offline", 1.5)):
-        trial = one_trial(number, mode, after)
+    """Killed during a live copy, during an offline run and right after an offline copy
+    (the disks are new VDIs, the start not issued), a restarted bot ends each correctly:
+    VM placed, every operation issued once, audit without gap, thread told."""
+    for number, mode, after, aim in (
+        (1, "live", 0.8, None),
+        (2, "offline", 1.5, None),
+        (3, "offline", 0.0, "after the move"),
+    ):
+        trial = one_trial(number, mode, after, aim)
         assert trial.problems == (), trial
         assert trial.state == "succeeded"

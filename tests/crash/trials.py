@@ -71,6 +71,26 @@ MOVED_TO = {
 }
 
 
+def _steps(db: str) -> dict[str, str]:
+    rows = db_rows(db, "SELECT name, state FROM steps WHERE request_id = 1 ORDER BY id")
+    return dict(rows)
+
+
+def _moved_not_started(xen_url: str) -> bool:
+    """xapi finished the copy (the disks are new VDIs on nfs2), no start was issued yet."""
+    if _calls(xen_url).get("Async.VM.start_on", 0):
+        return False
+    return _placement(xen_url, "dns01", "", "nfs2") == ["dns01 is Halted on , not running on "]
+
+
+# Kill points chosen on purpose (the rest are random delays): after xapi's copy made the
+# disks new VDIs but before the bot issued the start, and while the start runs.
+AIMED: dict[str, Callable[[str, str], bool]] = {
+    "after the move": lambda db, xen_url: _moved_not_started(xen_url),
+    "during start": lambda db, xen_url: _steps(db).get("start") in ("issuing", "running"),
+}
+
+
 @dataclass(frozen=True)
 class Trial:
     number: int
@@ -82,11 +102,16 @@ class Trial:
 
 
 def run_trials(count: int, seed: int, out: Callable[[str], None] = print) -> list[Trial]:
+    """Odd trials are live, even ones offline; every other offline trial is killed at an
+    aimed point (after the move, during the start) instead of after a random delay."""
     rng = random.Random(seed)
     trials = []
+    aims = itertools.cycle([None, "after the move", None, "during start"])
     for number in range(1, count + 1):
         mode = "live" if number % 2 else "offline"
-        trial = one_trial(number, mode, rng.uniform(0.0, 5.0 if mode == "offline" else 3.0))
+        aim = next(aims) if mode == "offline" else None
+        delay = rng.uniform(0.0, 5.0 if mode == "offline" else 3.0)
+        trial = one_trial(number, mode, delay, aim)
         trials.append(trial)
         verdict = "ok" if not trial.problems else "; ".join(trial.problems)
         out(
@@ -96,7 +121,8 @@ def run_trials(count: int, seed: int, out: Callable[[str], None] = print) -> lis
     return trials
 
 
-def one_trial(number: int, mode: str, kill_after: float) -> Trial:
+def one_trial(number: int, mode: str, kill_after: float, aim: str | None = None) -> Trial:
+    """`aim` names a point of AIMED to kill at instead of `kill_after` seconds."""
     command, once, (vm, host, sr) = MOVES[mode]
     with (
         tempfile.TemporaryDirectory() as folder,
@@ -109,9 +135,17 @@ def one_trial(number: int, mode: str, kill_after: float) -> Trial:
             people = Driver(slack, f"http://127.0.0.1:{port}/slack/events", SECRET, CHANNEL)
             people.command(command, "U1")
             posted = until(lambda: slack.messages(CHANNEL), "the request message")
+            if aim:  # calls a little slower, so the aimed moment lasts long enough to catch
+                _control(xen_url, {"fault": "latency", "seconds": 0.05})
             people.press(posted[0], "approve", "ULEAD")
-            time.sleep(kill_after)
-            during = _doing(db)
+            started = time.monotonic()
+            if aim:
+                until(lambda: AIMED[aim](db, xen_url), f"the bot {aim}", timeout=60, pause=0.005)
+            else:
+                time.sleep(kill_after)
+            kill_after = time.monotonic() - started
+            during = f"{aim}: {_doing(db)}" if aim else _doing(db)
+        _control(xen_url, {"fault": "latency", "seconds": 0.0})
         # the bot is dead (SIGKILL); a new one starts on the same database
         with bot(env):
             state = until(lambda: _final(db), "the request to end", timeout=90)
@@ -160,6 +194,19 @@ def bot(env: dict[str, str]) -> Iterator[int]:
         process.wait(10)
 
 
+def _calls(xen_url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{xen_url}/control/calls") as answer:
+        return json.loads(answer.read())["counts"]
+
+
+def _control(xen_url: str, fault: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        f"{xen_url}/control", json.dumps(fault).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as answer:
+        answer.read()
+
+
 # -- what the store and the pool say ---------------------------------------------------------
 def _doing(db: str) -> str:
     state = db_rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
@@ -193,8 +240,7 @@ def _judge(
     if state != "succeeded":
         outcome = db_rows(db, "SELECT outcome FROM requests WHERE id = 1")[0][0]
         problems.append(f"ended {state}: {outcome}")
-    with urllib.request.urlopen(f"{xen_url}/control/calls") as answer:
-        counts = json.loads(answer.read())["counts"]
+    counts = _calls(xen_url)
     for call, times in once.items():
         if counts.get(call, 0) != times:
             problems.append(f"{call} issued {counts.get(call, 0)} times, not {times}")
@@ -212,7 +258,8 @@ def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
         x = session.xenapi
         (ref,) = [r for r in x.VM.get_by_name_label(vm) if not x.VM.get_is_a_snapshot(r)]
         record = x.VM.get_record(ref)
-        where = x.host.get_name_label(record["resident_on"])
+        host_ref = record["resident_on"]
+        where = x.host.get_name_label(host_ref) if host_ref != "OpaqueRef:NULL" else ""
         problems = []
         if record["power_state"] != "Running" or where != host:
             problems.append(f"{vm} is {record['power_state']} on {where}, not running on {host}")

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.states import State
-from tests.slack.test_front import filed
 from tests.support.pool import Pool
-from tests.support.slack_rig import Bot, buttons, serving, slack_double
+from tests.support.slack_rig import Bot, buttons, filed, serving, slack_double
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot.simulator import simulator
-from bot.simulator.scenario import generate, read
+from bot.simulator.scenario import describe, generate, read
 from tests.support.pool import Pool
 
 
@@ -74,3 +74,13 @@ def test_unknown_scenario_is_a_clear_error() -> None:
     """A scenario name that is neither built in nor a file says which ones exist."""
     with pytest.raises(ValueError, match="built-in: demo, large"):
         read("nope")
+
+
+def test_the_demo_pool_says_what_is_hard_about_it() -> None:
+    """`migrate-bot simulator --scenario demo` names the thick SR, the ISO library and the
+    snapshots whose CD drives hold its ISOs."""
+    lines = "\n".join(describe(simulator("demo")))
+    assert "host3-local (lvm, thick, host3)" in lines
+    assert "iso-library (iso, shared; no VM disks: debian-12.iso, virtio-win.iso)" in lines
+    assert "vm01 (before-upgrade: debian-12.iso)" in lines
+    assert "dmz (host1, host2)" in lines

@@ -478,7 +478,8 @@ def test_actions_is_every_action_id_a_builder_emits():
     """ACTIONS is exactly the set of action_ids the message builders can emit."""
     emitted = {
         b["action_id"]
-        for c in every_state_card(worst_card())
+        for variant in (worst_card(), worst_card(retry_offline=False, refile=True))
+        for c in every_state_card(variant)
         for message in every_message(c)
         for b in buttons(message)
     }

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.states import State
-from tests.slack.test_front import filed
 from tests.support.pool import Pool
-from tests.support.slack_rig import CHANNEL, serving, slack_double
+from tests.support.slack_rig import CHANNEL, filed, serving, slack_double
 
 
 def test_429_5xx_and_dropped_connections_are_retried(pool: Pool, tmp_path: Path) -> None:

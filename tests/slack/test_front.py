@@ -14,7 +14,7 @@ from bot.slack.blocks import ACTIONS
 from bot.slackdouble import form_body, signed_headers, slash_command
 from bot.states import State
 from tests.support.pool import Pool
-from tests.support.slack_rig import CHANNEL, SECRET, Bot, buttons, running_bot, serving
+from tests.support.slack_rig import CHANNEL, SECRET, Bot, buttons, filed, running_bot, serving
 
 OFFLINE = "vm01 to host3 sr=nfs1 mode=offline"
 
@@ -139,16 +139,6 @@ def test_forged_signature_is_refused(bot: Bot) -> None:
     stale = signed_headers(SECRET, body, timestamp=1)
     assert bot.send(body, stale)[0] == 401
     assert bot.core.store.open_requests() == []
-
-
-def filed(bot: Bot, text: str, user: str = "U1") -> int:
-    """File a request and wait for its message; its id."""
-    before = {r.id for r in bot.core.store.open_requests()}
-    bot.command(text, user=user)
-    req = bot.until(
-        lambda: [r for r in bot.core.store.open_requests() if r.id not in before and r.message_ts]
-    )
-    return req[0].id
 
 
 def test_failed_live_run_offers_retry_offline_in_the_thread(bot: Bot) -> None:

@@ -13,9 +13,8 @@ import pytest
 
 from bot.slackdouble import form_body, payload_body, signed_headers, slash_command, view_submission
 from bot.states import State
-from tests.slack.test_front import filed
 from tests.support.pool import Pool
-from tests.support.slack_rig import CHANNEL, SECRET, Bot, running_bot
+from tests.support.slack_rig import CHANNEL, SECRET, Bot, filed, running_bot
 
 
 @pytest.fixture

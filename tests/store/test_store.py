@@ -17,12 +17,39 @@ from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from bot.clock import ManualClock
 from bot.states import ACTIVE, FINISHED, IllegalTransition, State
-from bot.store.store import METADATA, Request, Store, VMBusy
+from bot.store.store import METADATA, MIGRATIONS, Request, Store, VMBusy
+
+
+def _alembic(conn: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+HEAD = ScriptDirectory.from_config(_alembic()).get_current_head()
+ROW = {  # a request as an older bot stored it: only what the schema requires
+    "state": "running",
+    "revision": 1,
+    "created_at": 0.0,
+    "updated_at": 0.0,
+    "requester": "U1",
+    "command_text": "vm01 to host3 sr=nfs1",
+    "vm_uuid": "vm-1",
+    "vm_name": "vm01",
+    "dest_host_uuid": "host-3",
+    "dest_host_name": "host3",
+    "mode": "live",
+    "shutdown": "clean",
+}
 
 T = TypeVar("T")
 
@@ -476,7 +503,32 @@ def test_upgrade_is_idempotent(url: str, clock: ManualClock) -> None:
             versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     finally:
         engine.dispose()
-    assert [tuple(v) for v in versions] == [("0003",)]
+    assert [tuple(v) for v in versions] == [(HEAD,)]
+
+
+def test_upgrade_rekeys_stored_disk_plans_by_userdevice(url: str, clock: ManualClock) -> None:
+    """A request filed by an older bot (disk plan keyed by VDI uuid) is carried across the
+    upgrade keyed by its disks' places in the VM, read from the summary's labels."""
+    engine = sa.create_engine(url)
+    old_plan = {
+        "intent": {"disk_srs": {"vdi-uuid-a": "sr-1", "vdi-uuid-b": "sr-2"}, "mode": "live"},
+        "summary": {"disks": [{"label": "0 (xvda, 'root')"}, {"label": "2 (xvdc, 'data')"}]},
+    }
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic(conn), "0003")
+            conn.execute(
+                sa.insert(METADATA.tables["requests"]),
+                {**ROW, "plan": old_plan, "tags_added": []},
+            )
+    finally:
+        engine.dispose()
+    store = Store(url, clock)
+    try:
+        intent = store.get(1).plan["intent"]
+        assert intent["disk_srs"] == {"0": "sr-1", "2": "sr-2"} and intent["mode"] == "live"
+    finally:
+        store.close()
 
 
 def test_migrations_match_the_tables(store: Store, url: str) -> None:

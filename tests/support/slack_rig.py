@@ -104,6 +104,16 @@ class Bot:
         return json.dumps(self.request_message(request_id)["blocks"], ensure_ascii=False)
 
 
+def filed(bot: Bot, text: str, user: str = "U1") -> int:
+    """File a request and wait for its message; its id."""
+    before = {r.id for r in bot.core.store.open_requests()}
+    bot.command(text, user=user)
+    req = bot.until(
+        lambda: [r for r in bot.core.store.open_requests() if r.id not in before and r.message_ts]
+    )
+    return req[0].id
+
+
 def _id(req: Request) -> int:
     return req.id
 

@@ -113,7 +113,7 @@ def test_vm_lookup_cost_does_not_grow_with_the_pool(pool: Pool, xapi: Xapi) -> N
     pool_facts = xapi.call(facts.read_pool)
     xapi.call(lambda x: facts.vm_facts(x, find_vm(x, "vm01", pool_facts)))
     assert "VM.get_all_records" not in pool.sim.calls.counts
-    assert pool.sim.calls.total < 25
+    assert pool.sim.calls.total < 30  # grows with the VM's own disks and snapshots only
 
 
 def test_watcher_sees_progress_and_completion(pool: Pool, xapi: Xapi) -> None:

@@ -26,12 +26,13 @@ START = "start"
 CANCEL = "cancel"
 RECHECK = "recheck"
 RETRY_OFFLINE = "retry_offline"
+REFILE = "refile"
 RESTART_TOOLSTACK = "restart_toolstack"
 FIX_PREFIX = "fix_"
 
 # Every action_id a message builder can emit; handlers register exactly these.
 ACTIONS: frozenset[str] = frozenset(
-    {APPROVE, REJECT, START, CANCEL, RECHECK, RETRY_OFFLINE, RESTART_TOOLSTACK}
+    {APPROVE, REJECT, START, CANCEL, RECHECK, RETRY_OFFLINE, REFILE, RESTART_TOOLSTACK}
     | {FIX_PREFIX + fix for fix in Fix}
 )
 
@@ -65,6 +66,8 @@ def request_buttons(card: Card) -> list[Element]:
         return [restart_toolstack(card)]
     if state == State.FAILED and card.retry_offline:
         return [retry_offline(card)]
+    if state == State.FAILED and card.refile:
+        return [refile(card)]
     return []
 
 
@@ -119,6 +122,14 @@ def retry_offline(card: Card) -> Element:
     )
     dialog = confirm(f"Retry #{card.id} offline?", text, "Retry offline")
     return button("Retry offline", RETRY_OFFLINE, _value(card), "primary", dialog)
+
+
+def refile(card: Card) -> Element:
+    """Re-check a request whose run never started: files it again with a fresh checklist."""
+    again = "; it needs approval again" if card.require_approval else ""
+    text = f"Files #{card.id}'s command again with a fresh checklist, in this thread{again}."
+    dialog = confirm(f"Re-check #{card.id}?", text, "Re-check")
+    return button("Re-check", REFILE, _value(card), dialog=dialog)
 
 
 def restart_toolstack(card: Card, other_tasks: list[str] | tuple[str, ...] = ()) -> Element:

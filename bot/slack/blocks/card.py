@@ -72,6 +72,7 @@ class Card:
     run_at: float | None = None  # the at= window (epoch seconds)
     stuck_host: str | None = None  # the host whose toolstack restart clears a stuck VM
     retry_offline: bool = False  # a failed live run: offer Retry offline
+    refile: bool = False  # a run refused before its first step: offer Re-check (file again)
     parent_id: int | None = None  # "retry of #41"
 
     @property

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.planning.units import format_duration, progress_bar
-from bot.slack.blocks.buttons import cancel, restart_toolstack, retry_offline
+from bot.slack.blocks.buttons import cancel, refile, restart_toolstack, retry_offline
 from bot.slack.blocks.card import Card
 from bot.slack.blocks.kit import (
     SECTION,
@@ -74,6 +74,8 @@ def outcome_message(
     blocks.append(context(f"#{card.id} · requested by {mention(card.requester)}"))
     if not success and card.retry_offline:
         blocks.append(actions([retry_offline(card)], block_id=f"outcome:{card.id}"))
+    if not success and card.refile:
+        blocks.append(actions([refile(card)], block_id=f"outcome:{card.id}"))
     down = f"🚨 {card.vm} is DOWN: " if vm_down else ""
     return message(escape(f"{down}{icon} #{card.id} {text}"), blocks)
 
