@@ -80,7 +80,11 @@ def _moved_not_started(xen_url: str) -> bool:
     """xapi finished the copy (the disks are new VDIs on nfs2), no start was issued yet."""
     if _calls(xen_url).get("Async.VM.start_on", 0):
         return False
-    return _placement(xen_url, "dns01", "", "nfs2") == ["dns01 is Halted on , not running on "]
+    try:
+        placed = _placement(xen_url, "dns01", "", "nfs2")
+    except XenAPI.Failure:  # read while xapi swapped the VDIs: not yet
+        return False
+    return placed == ["dns01 is Halted on , not running on "]
 
 
 # Kill points chosen on purpose (the rest are random delays): after xapi's copy made the
