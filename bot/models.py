@@ -132,6 +132,29 @@ class BootOption:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """A migrate operation on the VM (or `vm_migrate` on a host) and what became of its task:
+    "pending" (still running: not a leftover yet), "ended" (finished, its record still
+    there), "gone" (destroyed or lost)."""
+
+    task: str
+    op: str
+    holder: str  # "the VM" or the host's name
+    task_state: Literal["pending", "ended", "gone"]
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """A host and the tasks pending on it: what restarting its toolstack would cancel."""
+
+    ref: str
+    uuid: str
+    name: str
+    is_master: bool
+    pending: tuple[str, ...]  # names of the tasks resident on it
+
+
+@dataclass(frozen=True)
 class PoolFacts:
     """The small classes of one pool, read in bulk."""
 

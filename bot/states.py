@@ -34,13 +34,13 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SCHEDULED: frozenset({State.QUEUED, State.CANCELLED, State.MISSED, State.FAILED}),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED}),
     State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.STUCK}),
-    # A toolstack restart clears the leftover operation: the request ends, or an offline
-    # run carries on (it still has to start the VM on the destination).
-    State.STUCK: frozenset({State.SUCCEEDED, State.FAILED, State.RUNNING}),
-    # Success is posted as soon as placement is verified; stuck is a follow-up.
+    # A toolstack restart clears the leftover operation: the request goes back to how it
+    # ended, or an offline run carries on (it still has to start the VM on the destination).
+    State.STUCK: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.RUNNING}),
+    # The outcome is posted as soon as the run ends; stuck is a follow-up of any end.
     State.SUCCEEDED: frozenset({State.STUCK}),
-    State.FAILED: frozenset(),
-    State.CANCELLED: frozenset(),
+    State.FAILED: frozenset({State.STUCK}),
+    State.CANCELLED: frozenset({State.STUCK}),
     State.REJECTED: frozenset(),
     State.EXPIRED: frozenset(),
     State.MISSED: frozenset(),
@@ -50,7 +50,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 ACTIVE = frozenset({State.APPROVED, State.SCHEDULED, State.QUEUED, State.RUNNING, State.STUCK})
 # What `/migrate list` shows as open.
 OPEN = ACTIVE | {State.PENDING}
-# Done, for listings. SUCCEEDED can still turn STUCK, so it is finished, not final.
+# Done, for listings. A run's end (succeeded, failed, cancelled) can still turn STUCK.
 FINISHED = frozenset(
     {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REJECTED, State.EXPIRED, State.MISSED}
 )

@@ -42,8 +42,11 @@ ALLOWED = {
     (S.RUNNING, S.STUCK),
     (S.STUCK, S.SUCCEEDED),
     (S.STUCK, S.FAILED),
+    (S.STUCK, S.CANCELLED),
     (S.STUCK, S.RUNNING),
-    (S.SUCCEEDED, S.STUCK),
+    (S.SUCCEEDED, S.STUCK),  # a leftover operation can follow any end of a run
+    (S.FAILED, S.STUCK),
+    (S.CANCELLED, S.STUCK),
 }
 
 
@@ -64,7 +67,7 @@ def test_allowed(current: State, to: State) -> None:
         (S.QUEUED, S.SCHEDULED),
         (S.RUNNING, S.PENDING),
         (S.SUCCEEDED, S.FAILED),  # success is never taken back
-        (S.STUCK, S.CANCELLED),
+        (S.FAILED, S.SUCCEEDED),  # a failure is never turned into success
         (S.MISSED, S.QUEUED),
         (S.APPROVED, S.APPROVED),
     ],
@@ -81,10 +84,16 @@ def test_table_is_exactly_the_design() -> None:
     assert set(TRANSITIONS) == set(State)
 
 
-@pytest.mark.parametrize("state", [S.FAILED, S.CANCELLED, S.REJECTED, S.EXPIRED, S.MISSED])
+@pytest.mark.parametrize("state", [S.REJECTED, S.EXPIRED, S.MISSED])
 def test_terminal_states_have_no_way_out(state: State) -> None:
-    """Failed, cancelled, rejected, expired and missed requests never move again."""
+    """Rejected, expired and missed requests never ran: they never move again."""
     assert not any(can(state, to) for to in State)
+
+
+@pytest.mark.parametrize("state", [S.SUCCEEDED, S.FAILED, S.CANCELLED])
+def test_a_runs_end_moves_only_to_stuck(state: State) -> None:
+    """A run's end stays as it is, but for a leftover operation found after it."""
+    assert {to for to in State if can(state, to)} == {S.STUCK}
 
 
 def test_groups() -> None:
@@ -98,10 +107,11 @@ def test_groups() -> None:
 
 def test_only_open_states_reach_active_ones() -> None:
     """A request enters an ACTIVE state only from PENDING or another ACTIVE state, or
-    from SUCCEEDED when a leftover operation is found."""
+    from a run's end when a leftover operation is found."""
+    ends = {S.SUCCEEDED, S.FAILED, S.CANCELLED}
     for current, to in itertools.product(State, ACTIVE):
         if can(current, to):
-            assert current in OPEN or (current, to) == (S.SUCCEEDED, S.STUCK)
+            assert current in OPEN or (current in ends and to == S.STUCK)
 
 
 @pytest.mark.parametrize("to", list(State))

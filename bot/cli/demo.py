@@ -22,6 +22,7 @@ from typing import TextIO, TypeVar
 from bot.clock import ManualClock
 from bot.settings import Settings
 from bot.simulator import Simulator, SimulatorServer, simulator
+from bot.simulator.faults import EMU_MANAGER_FAILURE
 from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, buttons, until
@@ -138,6 +139,33 @@ class Stage:
     def message(self, req: Request) -> Message:
         return self.slack.message(CHANNEL, req.message_ts or "")
 
+    def vm(self, name: str) -> str:
+        return next(
+            r
+            for r, v in self.sim.db.tables["VM"].items()
+            if v["name_label"] == name and not v["is_a_snapshot"]
+        )
+
+    def restarts_toolstack(self, req: Request, vm: str) -> None:
+        """Bob presses the stuck notice's button (it names the host) until the VM is clear."""
+        notice = self.thread_with(req, "restart_toolstack")
+        label = next(
+            e["text"]["text"]
+            for b in notice.blocks
+            if b.get("type") == "actions"
+            for e in b["elements"]
+            if e["action_id"] == "restart_toolstack"
+        )
+        self.say(f"    the thread offers [{label}]: the least disruptive restart that clears it")
+        self.presses(BOB, label, notice, "restart_toolstack")
+        self.until(
+            lambda: any(
+                "is clear" in m.text for m in self.slack.replies(CHANNEL, req.thread_ts or "")
+            ),
+            f"the toolstack restart to clear {vm}",
+        )
+        self.say(f"    the toolstack restarted and {vm} is clear")
+
     def thread_with(self, req: Request, action: str) -> Message:
         return self.until(
             lambda: next(
@@ -197,8 +225,7 @@ def offline(stage: Stage) -> None:
 
 def stuck(stage: Stage) -> None:
     stage.scene("3. A live move that leaves the VM stuck in 'running (vm_migrate)'")
-    vm = next(r for r, v in stage.sim.db.tables["VM"].items() if v["name_label"] == "vm02")
-    stage.sim.faults.stick_next_migration(vm)
+    stage.sim.faults.stick_next_migration(stage.vm("vm02"))
     before = stage.last_id()
     stage.types(ALICE, "vm02 to host3")
     req = stage.posted(before)
@@ -210,32 +237,23 @@ def stuck(stage: Stage) -> None:
     clock = stage.service.core.engine.clock
     stage.until(lambda: clock.now() > finished + grace, "the stuck grace to pass")
     stage.service.core.jobs.tick()  # the scheduler's next tick, without waiting for it
-    notice = stage.thread_with(req, "restart_toolstack")
-    label = next(
-        e["text"]["text"]
-        for b in notice.blocks
-        if b.get("type") == "actions"
-        for e in b["elements"]
-        if e["action_id"] == "restart_toolstack"
-    )
-    stage.presses(BOB, label, notice, "restart_toolstack")
-    stage.until(
-        lambda: any(
-            "is clear" in m.text for m in stage.slack.replies(CHANNEL, req.thread_ts or "")
-        ),
-        "the toolstack restart to clear vm02",
-    )
-    stage.say("    the toolstack restarted and vm02 is clear")
+    stage.restarts_toolstack(req, "vm02")
 
 
 def retry(stage: Stage) -> None:
-    stage.scene("4. A live move of a loaded VM fails; Retry offline succeeds")
+    stage.scene("4. A loaded VM's live move fails and wedges it; cleared, Retry offline works")
+    error = ["INTERNAL_ERROR", EMU_MANAGER_FAILURE]
+    stage.sim.faults.stick_next_migration(stage.vm("build01"), at=0.6, error=error)
     before = stage.last_id()
     stage.types(ALICE, "build01 to host3 mode=live")
     req = stage.posted(before)
     stage.presses(DANA, "Approve", stage.message(req), "approve")
     failed = stage.ends(req.id, State.FAILED)
     stage.say(f"    {failed.outcome}")
+    button = stage.thread_with(failed, "retry_offline")
+    key = stage.presses(ALICE, "Retry offline", button, "retry_offline")
+    stage.hears(ALICE, key, "clear it first")
+    stage.restarts_toolstack(failed, "build01")
     button = stage.thread_with(failed, "retry_offline")
     stage.presses(ALICE, "Retry offline", button, "retry_offline")
     again = stage.posted(req.id)

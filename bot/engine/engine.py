@@ -17,8 +17,9 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.engine import events as ev
+from bot.engine.stuck import Remedy, is_stuck, remedy, would_cancel
 from bot.logs import about
-from bot.models import Fix, VMState
+from bot.models import Fix, HostLoad, Leftover, VMState
 from bot.planning.command import MigrateCommand, parse, render
 from bot.planning.explain import explain
 from bot.planning.planner import Planner, PoolUnreachable, Preview, UserError
@@ -30,7 +31,7 @@ from bot.xen.errors import XenError
 from bot.xen.watch import TaskWatcher
 
 log = logging.getLogger(__name__)
-MIGRATE_OPS = {"migrate_send", "pool_migrate"}
+RUN_ENDS = (State.SUCCEEDED, State.FAILED, State.CANCELLED)  # a leftover can follow any
 AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
 PROGRESS_STEP, PROGRESS_SECONDS = 0.05, 30.0  # how often progress is written to the store
@@ -48,6 +49,15 @@ class EngineConfig:
     backup_tag: str = "xo:no-bak"
     approval_ttl_seconds: float = 1800.0
     missed_window_grace_seconds: float = 900.0
+
+
+class Wedged(Exception):
+    """The VM keeps a migrate operation whose task ended: the run cannot go on until a
+    toolstack restart clears it."""
+
+    def __init__(self, found: list[Leftover]) -> None:
+        super().__init__(found)
+        self.found = found
 
 
 class StepFailed(Exception):
@@ -286,6 +296,17 @@ class Engine:
     def retry_offline(self, request_id: int, actor: str) -> Request:
         """A new request, linked to the failed live one, for the same move offline."""
         req = self._get(request_id)
+        if req.state == State.FAILED and req.mode == "live":
+            found = self._leftovers(req)
+            if is_stuck(found):
+                self._stick(req, found, str(req.state))  # at once: someone wants the VM
+                req = self._get(request_id)
+        if req.state == State.STUCK:
+            host = req.plan.get("stuck_host_name") or "its host"
+            raise UserError(
+                f"{req.vm_name} still shows the failed migration (running (vm_migrate)): clear "
+                f"it first with Restart toolstack on {host} in #{req.id}'s thread, then retry."
+            )
         if req.state != State.FAILED or req.mode != "live":
             raise UserError(
                 f"#{req.id} is {req.state}; only a failed live migration is retried offline"
@@ -369,6 +390,9 @@ class Engine:
                 if failure is None:
                     try:
                         self._execute_patiently(req)
+                        return self._get(request_id)
+                    except Wedged as wedged:  # a leftover blocks the VM: not a failure
+                        self._stick(self._get(req.id), wedged.found, str(State.RUNNING))
                         return self._get(request_id)
                     except Exception as error:  # the request must end in a state
                         failure = self._as_failure(req, error)
@@ -550,6 +574,7 @@ class Engine:
         if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
             step, task = last, last.task_ref or adopted or ""
         else:
+            self._wait_until_idle(req)
             attempt = (last.attempt + 1) if last else 1
             step = self.store.begin_step(req.id, name, attempt=attempt)
             if step is None:
@@ -584,6 +609,22 @@ class Engine:
         state = "cancelled" if record["status"] == "cancelled" else "failed"
         self.store.end_step(step.id, state, {"description": error})
         raise StepFailed(name, error)
+
+    def _wait_until_idle(self, req: Request) -> None:
+        """Never pile on: an operation another tool runs on the VM is waited for; a migrate
+        operation whose task has ended (a leftover) that stays for the grace makes the run
+        STUCK until a toolstack restart clears it."""
+        since = self.clock.now()
+        while (state := self._state(req)).operations:
+            found = self._leftovers(req)
+            if is_stuck(found) and self.clock.now() - since >= self.config.stuck_grace_seconds:
+                raise Wedged(found)
+            if self._stopping.is_set():
+                raise StepFailed("wait", ["BOT_STOPPING"])
+            self.store.audit(
+                req.id, "bot", "vm_busy", {"operations": sorted(state.operations.values())}
+            )
+            self.clock.sleep(RETRY_BUSY_SECONDS)
 
     def _await(
         self, req: Request, name: str, step_id: int, task: str, began: float
@@ -744,84 +785,137 @@ class Engine:
 
     # -- stuck --------------------------------------------------------------------------
     def check_stuck(self, request_id: int) -> Request:
-        """After the grace: a migrate operation left on the VM or a host means STUCK."""
+        """A migrate operation left on the VM (or its hosts) after the run ended means STUCK;
+        once it is gone, the request goes back to how it ended, or its run carries on."""
         req = self._get(request_id)
-        if req.state not in (State.SUCCEEDED, State.STUCK):
-            return req
-        own = {s.task_ref for s in self.store.steps(req.id) if s.task_ref}
-        leftover = self.planner.call(lambda x: _leftover(x, req.vm_uuid, req.dest_host_uuid, own))
-        if leftover is None:
+        if req.state not in (State.STUCK, *RUN_ENDS) or not self.store.steps(req.id):
+            return req  # a request that never ran left nothing behind
+        found = self._leftovers(req)
+        if not found:
             if req.state == State.STUCK:
-                self._move(req, State.SUCCEEDED, "bot", "cleared", "the leftover operation is gone")
-                self._emit(ev.Cleared(req.id, f"{req.vm_name} is no longer stuck."))
+                self._unstick(req)
             return self._get(request_id)
-        if req.state == State.STUCK:
+        if req.state == State.STUCK or not is_stuck(found):
             return req
-        host_ref, host_name, others = leftover
-        text = (
-            f"{req.vm_name} still shows a migration in progress (running (vm_migrate)) "
-            f"{format_duration(self.config.stuck_grace_seconds)} after it ended. Restarting "
-            f"the toolstack on {host_name} clears it; running VMs are not affected."
-        )
-        plan = {**req.plan, "stuck_host": host_ref, "stuck_host_name": host_name}
-        new = self._move(req, State.STUCK, "bot", "stuck", text, plan=plan)
-        if new:
-            self._emit(ev.Stuck(req.id, host_ref, host_name, text, tuple(others)))
+        self._stick(req, found, str(req.state))
         return self._get(request_id)
 
+    def _leftovers(self, req: Request) -> list[Leftover]:
+        """The request's leftovers, after destroying its own finished tasks (so that a
+        member's restart is enough to clear them)."""
+        own = {s.task_ref for s in self.store.steps(req.id) if s.task_ref}
+        hosts = [req.plan["intent"].get("source_host_uuid", ""), req.dest_host_uuid]
+
+        def read(x: Any) -> list[Leftover]:
+            return ops.leftovers(x, req.vm_uuid, hosts, own)
+
+        found = self.planner.call(read)
+        ended = [f.task for f in found if f.task_state == "ended" and f.task in own]
+        if ended:
+            for task in ended:
+                self.planner.call(lambda x, t=task: ops.destroy_task(x, t))
+            found = self.planner.call(read)
+        return found
+
+    def _stick(self, req: Request, found: list[Leftover], came_from: str) -> None:
+        hosts = self.planner.call(ops.host_loads)
+        fix = remedy(found, hosts, self._busy_hosts(req))
+        holders = " and ".join(sorted({f.holder for f in found}))
+        text = (
+            f"{req.vm_name} still shows a migration in progress (running (vm_migrate)) on "
+            f"{holders} after its run ended."
+        )
+        plan = {**req.plan, "stuck_from": came_from, "stuck_tried": []}
+        new = self._move(req, State.STUCK, "bot", "stuck", text, plan=plan)
+        if new:
+            self._offer(new, fix, hosts, text)
+
+    def _offer(self, req: Request, fix: Remedy, hosts: list[HostLoad], text: str) -> None:
+        """Post the next remedy: the restart that clears it, or the guide's last resort."""
+        if fix.host is None:
+            plan = {**req.plan, "stuck_host": None, "stuck_host_name": None}
+            self.store.update(req.id, bump=True, plan=plan)
+            advice = (
+                f"{text} {fix.why.capitalize()}: the guide's last step is to reboot the host "
+                f"{req.vm_name} runs on (the bot never reboots hosts itself), then check it."
+            )
+            self._emit(ev.Stuck(req.id, "", "", advice, ()))
+            return
+        name = fix.host.name
+        plan = {**req.plan, "stuck_host": fix.host.uuid, "stuck_host_name": name}
+        self.store.update(req.id, bump=True, plan=plan)
+        offer = f"{text} Restarting the toolstack on {name} clears it: {fix.why}."
+        self._emit(ev.Stuck(req.id, fix.host.ref, name, offer, would_cancel(fix.host, hosts)))
+
+    def _unstick(self, req: Request) -> None:
+        back = State(req.plan.get("stuck_from") or State.SUCCEEDED)
+        text = "the leftover operation is gone"
+        if self._move(req, back, "bot", "cleared", text):
+            self._emit(ev.Cleared(req.id, f"{req.vm_name} is no longer stuck."))
+            if back == State.RUNNING:
+                self._dispatch(req.id)  # the offline run carries on where it stopped
+
+    def _busy_hosts(self, req: Request) -> set[str]:
+        """Hosts the bot's other running migrations use (their toolstack stays up)."""
+        others = [r for r in self.store.in_states(State.RUNNING) if r.id != req.id]
+        return {uuid for other in others for uuid in _hosts_of(other)}
+
     def restart_toolstack(self, request_id: int, actor: str) -> str:
-        """host.restart_agent on the host that clears the leftover, then check again."""
+        """host.restart_agent on the host the stuck notice names, then check again; if the
+        leftover stays, offer the next remedy (the master, then a reboot)."""
         req = self._get(request_id)
-        if req.state != State.STUCK:
-            raise UserError(f"#{req.id} is {req.state}, not stuck; nothing to restart")
-        host = req.plan["stuck_host"]
-
-        def guard(x: Any) -> tuple[str, bool, float]:
-            pool = x.pool.get_record(x.pool.get_all()[0])
-            return x.host.get_name_label(host), pool["ha_enabled"], ops.agent_start_time(x, host)
-
-        name, ha, before = self.planner.call(guard)
-        if ha:
+        host_uuid = req.plan.get("stuck_host") if req.state == State.STUCK else None
+        if not host_uuid:
+            raise UserError(f"#{req.id} is {req.state}; there is no toolstack to restart")
+        hosts = self.planner.call(ops.host_loads)
+        host = next((h for h in hosts if h.uuid == host_uuid), None)
+        if host is None:
+            raise UserError("that host is no longer in the pool; press Re-check")
+        if self.planner.call(ops.ha_enabled):
             raise UserError(
                 "HA is enabled on this pool: a toolstack restart would fence the "
                 "host. Disable HA first, or restart the toolstack by hand."
             )
-        busy = [r for r in self.store.in_states(State.RUNNING) if r.id != req.id]
-        if busy:
+        running = [r for r in self.store.in_states(State.RUNNING) if r.id != req.id]
+        if not host.is_master:
+            running = [r for r in running if host.uuid in _hosts_of(r)]
+        if running:
+            where = "in this pool" if host.is_master else f"on {host.name}"
             raise UserError(
-                f"#{busy[0].id} is running in this pool; restarting the toolstack "
+                f"#{running[0].id} is running {where}; restarting the toolstack on {host.name} "
                 "would abort it. Try again when it has finished."
             )
-        self.store.audit(req.id, actor, "restart_toolstack", {"host": name})
+        cancels = list(would_cancel(host, hosts))
+        self.store.audit(
+            req.id, actor, "restart_toolstack", {"host": host.name, "cancels": cancels}
+        )
         self._emit(
-            ev.StepStarted(
-                req.id,
-                "restart_toolstack",
-                f"restarting the toolstack on {name}",
-            )
+            ev.StepStarted(req.id, "restart_toolstack", f"restarting the toolstack on {host.name}")
         )
         began = self.clock.now()
-        self.planner.call(lambda x: ops.restart_agent(x, host))
-        self._wait_agent(host, before)
+        before = self.planner.call(lambda x: ops.agent_start_time(x, host.uuid))
+        self.planner.call(lambda x: ops.restart_agent(x, host.uuid))
+        self._wait_agent(host.uuid, before)
         took = self.clock.now() - began
         self._emit(ev.StepDone(req.id, "restart_toolstack", took, "the toolstack is back"))
         req = self.check_stuck(req.id)
-        if req.state == State.STUCK:
-            return (
-                f"The toolstack on {name} restarted but {req.vm_name} still shows the "
-                "migration. The next step is a reboot of that host (the bot never reboots "
-                "hosts by itself)."
-            )
-        return f"The toolstack on {name} restarted and {req.vm_name} is clear."
+        if req.state != State.STUCK:
+            return f"The toolstack on {host.name} restarted and {req.vm_name} is clear."
+        tried = [*req.plan.get("stuck_tried", []), host.uuid]
+        req = self.store.update(req.id, plan={**req.plan, "stuck_tried": tried})
+        hosts = self.planner.call(ops.host_loads)
+        fix = remedy(self._leftovers(req), hosts, self._busy_hosts(req), tried)
+        text = (
+            f"The toolstack on {host.name} restarted but {req.vm_name} still shows the migration."
+        )
+        self._offer(req, fix, hosts, text)
+        return text
 
-    def _wait_agent(self, host: str, before: float) -> None:
+    def _wait_agent(self, host_uuid: str, before: float) -> None:
         deadline = self.clock.now() + AGENT_WAIT_SECONDS
         while self.clock.now() < deadline:
             try:
-                start, enabled = self.planner.xapi.call(
-                    lambda x: (ops.agent_start_time(x, host), ops.host_enabled(x, host))
-                )
-                if start > before and enabled:
+                if self.planner.xapi.call(lambda x: ops.agent_back(x, host_uuid, before)):
                     return
             except XenError:
                 pass  # still restarting
@@ -832,7 +926,7 @@ class Engine:
     def due(self) -> list[tuple[str, int]]:
         """What the ticker must do now, judged from stored times against the clock.
 
-        ("stuck", id) for a success whose grace has passed (once) and for every stuck
+        ("stuck", id) for a run's end whose grace has passed (once) and for every stuck
         request (a hand-made toolstack restart clears it too); ("start", id) for a
         scheduled request whose window has come, ("missed", id) for one whose window
         passed longer ago than the grace (the bot was down); ("expire", id) for a request
@@ -840,10 +934,10 @@ class Engine:
         """
         now, config = self.clock.now(), self.config
         grace = config.stuck_grace_seconds
-        recent = now - grace - RECENT_SECONDS  # a success older than this was checked long ago
+        recent = now - grace - RECENT_SECONDS  # an end older than this was checked long ago
         work = [
             ("stuck", r.id)
-            for r in self.store.in_states(State.SUCCEEDED, changed_since=recent)
+            for r in self.store.in_states(*RUN_ENDS, changed_since=recent)
             if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
         ]
         work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]
@@ -934,39 +1028,6 @@ def _stored_failure(req: Request) -> StepFailed | None:
     return StepFailed(stored["step"], list(stored["error"])) if stored else None
 
 
-def _leftover(
-    x: Any, vm_uuid: str, host_uuid: str, own_tasks: set[str]
-) -> tuple[str, str, list[str]] | None:
-    """A migrate operation on the VM (or vm_migrate on its destination) whose task ended.
-
-    A host's entry counts only when it is one of this request's tasks: the destination
-    may carry another VM's leftover, which is that request's business.
-
-    The host to restart is the pool master (the bot's tasks live there), unless the task
-    still exists and is resident on a member.
-    """
-    vm = x.VM.get_by_uuid(vm_uuid)
-    entries = [(t, op) for t, op in x.VM.get_current_operations(vm).items() if op in MIGRATE_OPS]
-    dest = x.host.get_by_uuid(host_uuid)
-    entries += [
-        (t, op)
-        for t, op in x.host.get_current_operations(dest).items()
-        if op == "vm_migrate" and t in own_tasks
-    ]
-    master = x.pool.get_master(x.pool.get_all()[0])
-    for task, _ in entries:
-        record = ops.task_record(x, task)
-        if record is not None and record["status"] == "pending":
-            continue
-        target = (
-            record["resident_on"]
-            if record and record["resident_on"] != "OpaqueRef:NULL"
-            else master
-        )
-        return target, x.host.get_name_label(target), ops.pending_tasks(x)
-    return None
-
-
 @dataclass
 class _Silence:
     """A spell of a pool master not answering: it starts at the first unanswered call, not
@@ -993,6 +1054,11 @@ def settled(req: Request) -> str:
     if req.outcome:
         return f"Already {req.outcome}."
     return f"#{req.id} is {req.state}; it no longer waits for a decision."
+
+
+def _hosts_of(req: Request) -> set[str]:
+    """The hosts a request's migration involves (uuids): where the VM was, where it goes."""
+    return {req.plan["intent"].get("source_host_uuid", ""), req.dest_host_uuid} - {""}
 
 
 def _deletion_report(

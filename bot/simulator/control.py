@@ -58,6 +58,9 @@ def control(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
             sim.expire_sessions()
         elif fault == "move_master":
             move_master(sim, _ref(sim, "host", request["host"]) or "")
+        elif fault in ("host_down", "host_up"):
+            host = sim.db.get("host", _ref(sim, "host", request["host"]))
+            faults.set_host_down(host["address"], fault == "host_down")
         elif fault == "drop_connections":
             faults.drop_mode = request.get("mode", "reset")
             faults.drop_until = sim.now() + float(request["seconds"])

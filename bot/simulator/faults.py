@@ -7,6 +7,7 @@ processes use the control endpoint (`POST /control`), which calls the same metho
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 EMU_MANAGER_FAILURE = (
@@ -57,6 +58,21 @@ class Faults:
     latency_s: float = 0.0  # real seconds added to every call (benchmarks)
     session_max_calls: int | None = None  # a session expires after this many calls
     start_failures: dict[str, list[list[str]]] = field(default_factory=dict)  # VM -> errors
+    down_hosts: set[str] = field(default_factory=set)  # addresses refusing connections
+    on_down_hosts: list[Callable[[], None]] = field(default_factory=list)  # server hooks
+    deny_task_destroy: bool = False  # task.destroy: RBAC_PERMISSION_DENIED (task.destroy/any)
+    unreported_task_deletes: bool = False  # event.from leaves out tasks' `del` events
+
+    def set_host_down(self, address: str, down: bool = True) -> None:
+        """The host at `address` stops listening: connections are refused, as by a dead host
+        or one whose xapi is not running (a member still names it as master). With
+        `down=False` it listens again. Takes effect before this returns."""
+        if down:
+            self.down_hosts.add(address)
+        else:
+            self.down_hosts.discard(address)
+        for listener in self.on_down_hosts:
+            listener()
 
     def fail_next_migration(
         self, at: float = 0.5, error: list[str] | None = None, vm: str | None = None

@@ -154,8 +154,21 @@ def power_state_reset(sim: Simulator, call: Call, vm: str) -> str:
 
 @xapi("VM.query_data_source")
 def query_data_source(sim: Simulator, call: Call, vm: str, name: str) -> float:
-    """`cpu_usage` and `cpu<N>` from the VM's simulated load; missing for a halted VM."""
+    """The VM's simulated load as `cpu_usage`, on hosts whose xapi has it (API 2.21 and
+    later: xapi e89a35eb81, December 2023), and as `cpu0`..`cpu<VCPUs_max - 1>`, busiest
+    first and averaging to the load (so a reader can tell the mean from one vCPU). Anything
+    else, and every source of a VM that is not running, is missing."""
     record = rules.vm(sim, vm)
-    if record["power_state"] != "Running" or not (name == "cpu_usage" or name.startswith("cpu")):
-        raise XapiError("INTERNAL_ERROR", f"Rrd_interface.Rrdd_error(Datasource_missing {name})")
-    return float(sim.load.get(vm, 0.05))
+    missing = XapiError("INTERNAL_ERROR", f"Rrd_interface.Rrdd_error(Datasource_missing {name})")
+    if record["power_state"] != "Running":
+        raise missing
+    load = sim.load.get(vm, 0.05)
+    host = sim.db.get("host", record["resident_on"])
+    api = (int(host["API_version_major"]), int(host["API_version_minor"]))
+    if name == "cpu_usage" and api >= (2, 21):
+        return float(load)
+    vcpus = int(record["VCPUs_max"])
+    if name not in {f"cpu{n}" for n in range(vcpus)}:
+        raise missing
+    rank = (vcpus - 1 - 2 * int(name[3:])) / max(vcpus - 1, 1)  # 1 for cpu0 .. -1 for the last
+    return float(load + rank * min(load, 1 - load) / 2)

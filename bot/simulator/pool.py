@@ -157,14 +157,25 @@ class Simulator:
     def master(self) -> str:
         return self.db.get("pool", self.pool_ref)["master"]
 
-    def create_task(self, label: str, session: str) -> str:
+    def create_task(self, label: str, session: str, host: str | None = None) -> str:
         return self.db.create(
             "task",
             name_label=label,
             created=wire_time(self.now()),
-            resident_on=self.master,
+            resident_on=host or self.master,
             allowed_operations=["cancel"],
         )
+
+    def runs_on(self, name: str, args: list[Any]) -> str:
+        """The host a VM operation is forwarded to (`message_forwarding.ml`): the one the VM
+        runs on (`start_on`: the target); anything else runs on the master."""
+        if name == "VM.start_on" and len(args) > 1 and self.db.exists("host", args[1]):
+            return args[1]
+        if name.startswith("VM.") and args and self.db.exists("VM", args[0]):
+            vm = self.db.get("VM", args[0])
+            if vm["power_state"] == "Running" and self.db.exists("host", vm["resident_on"]):
+                return vm["resident_on"]
+        return self.master
 
     def spawn(self, task: str, body: Process) -> None:
         run = _Running(task, body, Wait(until=self.now()))
@@ -283,7 +294,7 @@ class Simulator:
                 raise XapiError("Fault", f"No async mode for this operation (rpc: {method})")
             if not entry.is_process:
                 return entry.func(self, Call(session), *args)
-            task = self.create_task(method, session)
+            task = self.create_task(method, session, self.runs_on(name, args))
             self.spawn(task, entry.func(self, Call(session, task), *args))
             if is_async:
                 return task

@@ -1,9 +1,12 @@
-"""Pools from scenario files (YAML or JSON): the built-in `demo` and a large-pool generator.
+"""Pools from scenario files (YAML or JSON): the built-in `demo` and `old`, and a large-pool
+generator.
 
 A scenario names hosts, SRs and VMs in human units (GiB); `load()` turns it into xapi
 records with every cross-reference in place (host <-> PBD <-> SR, VM <-> VBD <-> VDI,
 snapshots, metrics, networks with their PIFs, a control domain per host). ISO libraries
-hold ISOs a VM's CD drive (and its snapshots' drives) may point at.
+hold ISOs a VM's CD drive (and its snapshots' drives) may point at. `xapi:` says which
+release the hosts run (the schema's default: XCP-ng 8.3); what an older one lacks follows
+from its API version.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from bot.simulator.wire import NULL_REF, wire_int, wire_time
 GIB = 1024**3
 MIB = 1024**2
 DOM0_MEMORY = 4 * GIB
+CURRENT_TOOLS = {"major": "9", "minor": "4", "micro": "0", "build": "1"}
+OLD_TOOLS = {"major": "6", "minor": "5", "micro": "0", "build": "76"}
+# A paravirtualised guest (`pv: true`): booted by pygrub, VM_metrics.hvm false.
+PV_BOOT = {"domain_type": "pv", "HVM_boot_policy": "", "PV_bootloader": "pygrub"}
 
 
 def read(name_or_path: str) -> dict[str, Any]:
@@ -40,7 +47,7 @@ def read(name_or_path: str) -> dict[str, Any]:
         text = resources.files("bot.simulator").joinpath(f"scenarios/{name_or_path}.yaml")
         return yaml.safe_load(text.read_text())
     except FileNotFoundError:
-        raise ValueError(f"no scenario {name_or_path!r} (built-in: demo, large)") from None
+        raise ValueError(f"no scenario {name_or_path!r} (built-in: demo, old, large)") from None
 
 
 def _large_args(name: str) -> dict[str, int]:
@@ -60,6 +67,20 @@ def simulator(
     sim = Simulator(clock=clock, timing=timing, username=username, password=password)
     load(sim, data)
     return sim
+
+
+def _release(spec: dict[str, Any]) -> dict[str, Any]:
+    """The host fields of the release a scenario's `xapi:` names, e.g.
+    `{API_version: [2, 6], software_version: {product_brand: XenServer, ...}}`; none (the
+    schema's XCP-ng 8.3) when it names none."""
+    if not spec:
+        return {}
+    major, minor = spec["API_version"]
+    return {
+        "API_version_major": str(major),
+        "API_version_minor": str(minor),
+        "software_version": {k: str(v) for k, v in spec["software_version"].items()},
+    }
 
 
 def _timing(spec: dict[str, Any]) -> dict[str, Any]:
@@ -83,9 +104,11 @@ class _Builder:
         self.srs: dict[str, str] = {}
         self.isos: dict[str, str] = {}
         self.networks: dict[str, str] = {}
+        self.release: dict[str, Any] = {}  # host fields naming the xapi release
 
     def build(self, data: dict[str, Any]) -> None:
         self.db.tables["pool"].clear()
+        self.release = _release(data.get("xapi", {}))
         self.network = self.db.create(
             "network", name_label="Pool-wide network associated with eth0", bridge="xenbr0"
         )
@@ -135,6 +158,7 @@ class _Builder:
             metrics=metrics,
             enabled=spec.get("enabled", True),
             other_config={"agent_start_time": start, "boot_time": start},
+            **self.release,
         )
         self.hosts[spec["name"]] = ref
         self._pif(ref, self.network, "eth0", address)
@@ -210,6 +234,7 @@ class _Builder:
         power = spec.get("power", "Running" if host != NULL_REF else "Halted")
         memory = wire_int(int(spec.get("memory_gib", 2) * GIB))
         vcpus = str(spec.get("vcpus", 2))
+        pv = bool(spec.get("pv", False))
         ref = self.db.create(
             "VM",
             name_label=spec["name"],
@@ -231,18 +256,11 @@ class _Builder:
             tags=list(spec.get("tags", [])),
             other_config=dict(spec.get("other_config", {})),
             platform={"nomigrate": "true"} if spec.get("nomigrate") else {},
+            **(PV_BOOT if pv else {}),
         )
-        metrics = self.db.create("VM_metrics", VCPUs_number=vcpus, memory_actual=memory)
-        guest = NULL_REF
-        if spec.get("tools", True) and not template:
-            guest = self.db.create(
-                "VM_guest_metrics",
-                PV_drivers_detected=True,
-                PV_drivers_up_to_date=True,
-                PV_drivers_version={"major": "9", "minor": "4", "micro": "0", "build": "1"},
-                other={"feature-suspend": "1", "feature-shutdown": "1"},
-                os_version={"name": spec.get("os", "Debian GNU/Linux 12")},
-            )
+        metrics = self.db.create("VM_metrics", VCPUs_number=vcpus, memory_actual=memory, hvm=not pv)
+        tools = spec.get("tools", True)
+        guest = self._guest_metrics(spec) if tools and not template else NULL_REF
         self.db.update("VM", ref, metrics=metrics, guest_metrics=guest)
         if power == "Running" and not control:
             self.sim.load[ref] = float(spec.get("cpu", 0.1))
@@ -270,6 +288,19 @@ class _Builder:
         refresh_allowed(self.sim, "VM", ref)
         return ref
 
+    def _guest_metrics(self, spec: dict[str, Any]) -> str:
+        """Current tools, or with `tools: old` only a driver version (no PV_drivers_detected,
+        no feature flags): what xapi goes by for tools older than XenServer 7.0."""
+        old = spec.get("tools") == "old"
+        return self.db.create(
+            "VM_guest_metrics",
+            PV_drivers_detected=not old,
+            PV_drivers_up_to_date=not old,
+            PV_drivers_version=OLD_TOOLS if old else CURRENT_TOOLS,
+            other={} if old else {"feature-suspend": "1", "feature-shutdown": "1"},
+            os_version={"name": spec.get("os", "Debian GNU/Linux 12")},
+        )
+
     def _iso(self, cd: object) -> str:
         """`cd: true` is an empty drive; `cd: <iso name>` has that ISO of a library in it."""
         return self.isos[cd] if isinstance(cd, str) else NULL_REF
@@ -281,13 +312,17 @@ class _Builder:
 
 
 def describe(sim: Simulator) -> list[str]:
-    """What a person trying the pool wants to know first: hosts, SRs (thick, ISO libraries),
-    networks on some hosts only, VMs whose snapshots' drives hold a library's ISO."""
+    """What a person trying the pool wants to know first: hosts, the xapi release, SRs (thick,
+    ISO libraries), networks on some hosts only, VMs whose snapshots' drives hold an ISO."""
     db = sim.db
     names = {ref: h["name_label"] for ref, h in db.tables["host"].items()}
     master = db.get("pool", sim.pool_ref)["master"]
+    release = db.get("host", master)
+    brand = release["software_version"]
     lines = [
-        "hosts: " + ", ".join(n + (" (master)" if r == master else "") for r, n in names.items())
+        "hosts: " + ", ".join(n + (" (master)" if r == master else "") for r, n in names.items()),
+        f"xapi: {brand.get('product_brand', '?')} {brand.get('product_version', '?')} "
+        f"(API {release['API_version_major']}.{release['API_version_minor']})",
     ]
     srs = []
     for ref, sr in db.tables["SR"].items():

@@ -2,8 +2,9 @@
 
 The master's address is the pool's URL; a member's answers HOST_IS_SLAVE naming the
 master, so a client that follows it reconnects with the same scheme and port, as with a
-real pool. `POST /control` (JSON) drives faults from another process; `GET /control/calls`
-returns the call log.
+real pool. A host in `faults.down_hosts` does not listen at all (connections refused).
+`POST /control` (JSON) drives faults from another process; `GET /control/calls` returns
+the call log.
 """
 
 from __future__ import annotations
@@ -131,21 +132,41 @@ class SimulatorServer:
         """`tls`: serve https with this server context (as a real pool master does)."""
         self.sim = sim
         self.scheme = "https" if tls else "http"
+        self._tls = tls
         self._stopping = threading.Event()
+        self._switching = threading.Lock()
+        self._closed: set[str] = set()  # addresses in faults.down_hosts, not listening
         hosts = sim.db.tables["host"]
         master = hosts[sim.master]["address"]
         addresses = [master, *sorted({h["address"] for h in hosts.values()} - {master})]
-        first = _Server(sim, master, port, self._stopping)
+        first = self._listen(master, port)
         self.port = first.server_address[1]
-        self._servers = [first] + [
-            _Server(sim, address, self.port, self._stopping) for address in addresses[1:]
-        ]
-        for server in self._servers if tls else []:
-            server.socket = tls.wrap_socket(server.socket, server_side=True)
-        self._threads = [
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-            for s in self._servers
-        ]
+        self._servers = [first] + [self._listen(address, self.port) for address in addresses[1:]]
+        self._threads = [_serving(s) for s in self._servers]
+
+    def _listen(self, address: str, port: int) -> _Server:
+        server = _Server(self.sim, address, port, self._stopping)
+        if self._tls:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
+        return server
+
+    def _apply_down_hosts(self) -> None:
+        """Close the listening socket of a host in `faults.down_hosts` (so connections are
+        refused, not reset) and listen again at an address taken out of it."""
+        with self._switching:
+            if self._stopping.is_set():
+                return
+            for index, server in enumerate(self._servers):
+                down = server.address in self.sim.faults.down_hosts
+                if down and server.address not in self._closed:
+                    server.shutdown()
+                    server.server_close()
+                    self._closed.add(server.address)
+                elif not down and server.address in self._closed:
+                    self._servers[index] = self._listen(server.address, self.port)
+                    self._threads[index] = _serving(self._servers[index])
+                    self._threads[index].start()
+                    self._closed.discard(server.address)
 
     @property
     def url(self) -> str:
@@ -158,10 +179,13 @@ class SimulatorServer:
     def start(self) -> SimulatorServer:
         for thread in self._threads:
             thread.start()
+        self.sim.faults.on_down_hosts.append(self._apply_down_hosts)
+        self._apply_down_hosts()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
+        with self._switching:
+            self._stopping.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -172,3 +196,7 @@ class SimulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _serving(server: _Server) -> threading.Thread:
+    return threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

@@ -1,9 +1,10 @@
 """Sessions, events, tasks and host services: the calls around the operations.
 
 `host.restart_agent` simplification: the agent goes down as soon as the call has been
-answered (xapi waits about a second) and stays down `Timing.agent_down_s`; on the master
-every session and task of the pool vanishes and, when it is back, every current operation
-whose task no longer exists is scrubbed, as xapi's start-up does.
+answered (xapi waits about a second) and stays down `Timing.agent_down_s`. On the master
+every session and task of the pool vanishes; on a member, the tasks resident on it. When
+it is back, every current operation in the pool whose task no longer exists is scrubbed
+(`finish_agent_restart`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def event_from(sim: Simulator, call: Call, classes: list, token: str, timeout: f
         events = sim.db.events_since(since, subscribed)
         if token == "":
             events = [e for e in events if e["operation"] != "del"]
+        if sim.faults.unreported_task_deletes:
+            events = [e for e in events if (e["class"], e["operation"]) != ("task", "del")]
         if events or sim.now() >= deadline:
             break
         sim.db.changed.wait(sim.timing.tick_s)
@@ -97,6 +100,10 @@ def task_cancel(sim: Simulator, call: Call, task: str) -> str:
 
 @xapi("task.destroy")
 def task_destroy(sim: Simulator, call: Call, task: str) -> str:
+    if sim.faults.deny_task_destroy:
+        raise XapiError(
+            "RBAC_PERMISSION_DENIED", "task.destroy/any", "No permission in user session"
+        )
     sim.destroy_task(task)
     return ""
 
@@ -152,12 +159,17 @@ def restart_agent(sim: Simulator, call: Call, host: str) -> str:
 
 
 def finish_agent_restart(sim: Simulator, host: str) -> None:
-    """The agent is back: host enabled, start time moved, stale operations scrubbed."""
+    """The agent is back: host enabled, start time moved, stale operations scrubbed.
+
+    Whichever host restarted (the master at its start-up, a member through `Pool.hello`),
+    the master drops, pool-wide, every current operation whose task no longer exists:
+    `ocaml/xapi/cancel_tasks.ml` (`cancel_tasks_on_host`), `xapi_pool.ml` (`hello`),
+    `dbsync_master.ml`. So a leftover whose task is gone is cleared by any restart; one
+    whose task record still exists only by the master's, which loses every task.
+    """
     other = dict(sim.db.get("host", host)["other_config"])
     other["agent_start_time"] = f"{sim.now():.0f}."
     sim.db.update("host", host, enabled=True, other_config=other)
-    if host != sim.master:
-        return
     for cls in ("VM", "host"):
         for ref, record in list(sim.db.tables[cls].items()):
             for task in list(record["current_operations"]):

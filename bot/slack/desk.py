@@ -44,6 +44,10 @@ NOT_ENABLED = "/migrate is not enabled in this channel."
 # A fix button's action id -> what the engine's revise() applies.
 FIXES = {FIX_PREFIX + fix: fix.value for fix in Fix} | {RECHECK: RECHECK}
 DECISIONS = frozenset({"approve", "reject", "start", *FIXES})  # presses that need PENDING
+# Presses that file a new request from a finished one: what they act on is the request's
+# state, which the engine checks, not what the message showed (a stuck notice and its
+# clearing redraw the request after the outcome with its button was posted).
+FILE_AGAIN = frozenset({"retry_offline", "refile"})
 
 
 class Desk:
@@ -154,7 +158,7 @@ class Desk:
             # Lost to someone's press: say whose, as the engine does when it sees the race.
             self.store.audit(req.id, user, "refused", {"action": action, "why": settled(req)})
             raise UserError(settled(req))
-        if refused is None and revision != req.revision:
+        if refused is None and revision != req.revision and action not in FILE_AGAIN:
             refused = OUT_OF_DATE
         if refused:
             self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
@@ -168,7 +172,7 @@ class Desk:
             reply(blocks.notice(self.engine.cancel(req.id, user)))
         elif action in FIXES:
             self.engine.revise(req.id, revision, FIXES[action], user)
-        elif action in ("retry_offline", "refile"):
+        elif action in FILE_AGAIN:
             again = self.engine.retry_offline if action == "retry_offline" else self.engine.refile
             self.notifier.post_request(again(req.id, user))
         elif action == "restart_toolstack":

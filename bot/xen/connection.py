@@ -4,10 +4,13 @@ The XenAPI client has no timeouts, is not thread-safe and does not follow HOST_I
 `Xapi` gives each caller a session of its own from a small pool (xapi evicts beyond 500
 sessions per originator, so we never open one per call), follows a master change by
 reconnecting with XEN_URL's scheme and port, and turns every error into `bot.xen.errors`.
+When the master refuses connections it asks the members it knows who the master is now;
+promoting one (emergency transition) is a person's decision, so it only says so.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
 import queue
@@ -86,6 +89,14 @@ def _unavailable(error: BaseException) -> XapiUnavailable:
 
 
 NETWORK_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError, socket.timeout)
+UNREACHED = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+
+
+def _unreached(error: BaseException) -> bool:
+    """Refused or unreachable: the request never got to xapi (unlike a reset or a timeout,
+    which a slow or restarting master also gives), so the host is down and asking another
+    host, then replaying the request, is safe."""
+    return isinstance(error, OSError) and error.errno in UNREACHED
 
 
 class Xapi:
@@ -99,6 +110,7 @@ class Xapi:
         self._slots = threading.BoundedSemaphore(max_sessions)
         self._lock = threading.Lock()
         self._open: list[XenAPI.Session] = []
+        self._hosts: dict[str, str] = {}  # every host's address -> name, read at login
         if config.url.startswith("https") and not config.verify_tls:
             log.warning("XEN_VERIFY_TLS is off: the pool's certificate is not checked")
 
@@ -108,7 +120,8 @@ class Xapi:
         return self._url
 
     def call(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn(session.xenapi)` on a pooled session, following a master change once."""
+        """Run `fn(session.xenapi)` on a pooled session, following the master when it moves
+        or dies (a request that never reached xapi is sent again, to the new master)."""
         for _ in range(MAX_MASTER_HOPS):
             session = self._checkout()
             try:
@@ -128,7 +141,10 @@ class Xapi:
             except NETWORK_ERRORS as error:
                 self._discard(session)
                 self.stats.unavailable += 1
-                raise _unavailable(error) from None
+                if not _unreached(error):
+                    raise _unavailable(error) from None
+                self._find_master(error)
+                continue
             except BaseException:  # the caller's own error (a typo'd name): the session is fine
                 self._checkin(session)
                 raise
@@ -147,7 +163,9 @@ class Xapi:
                     continue
                 raise XapiFailure(failure.details) from None
             except NETWORK_ERRORS as error:
-                raise _unavailable(error) from None
+                if not _unreached(error):
+                    raise _unavailable(error) from None
+                self._find_master(error)
         raise XapiUnavailable("the pool master keeps moving; try again")
 
     def end_session(self, session: XenAPI.Session) -> None:
@@ -176,7 +194,18 @@ class Xapi:
             raise
         with self._lock:
             self._open.append(session)
+        self._remember_hosts(session)
         return session
+
+    def _remember_hosts(self, session: XenAPI.Session) -> None:
+        """Note every host's address while the master answers: if it dies, the members
+        are the ones to ask. Best effort: the login itself worked."""
+        try:
+            records = session.xenapi.host.get_all_records()
+        except (XenAPI.Failure, xmlrpc.client.Fault, *NETWORK_ERRORS) as error:
+            log.info("could not read the pool's hosts: %s", error)
+            return
+        self._hosts = {record["address"]: record["name_label"] for record in records.values()}
 
     def _checkout(self) -> XenAPI.Session:
         try:
@@ -202,14 +231,61 @@ class Xapi:
         self._slots.release()
 
     def _follow(self, details: list[str]) -> None:
-        """Reconnect to the master HOST_IS_SLAVE names, with XEN_URL's scheme and port."""
+        """Reconnect to the master HOST_IS_SLAVE names."""
         master = details[1] if len(details) > 1 else ""
         if not master:
             raise XapiUnavailable("a pool member answered, but did not name its master")
+        self._move_to(master)
+
+    def _find_master(self, error: OSError) -> None:
+        """The master is down: move to the master a member names, or to a member that logs
+        us in (it was made master). Raise when no member answers, or when they all still
+        name the dead master: only a person should promote one."""
+        dead = urlsplit(self._url).hostname or ""
+        answered = False
+        for address in sorted(self._hosts.keys() - {dead}):
+            master = self._ask(address)
+            if master is not None and master != dead:
+                self._move_to(master)
+                return
+            answered = answered or master is not None
+        if not answered:
+            raise _unavailable(error) from None
+        name = self._hosts.get(dead)
+        raise XapiUnavailable(
+            f"the pool master {f'{name} ({dead})' if name else dead} is down and no member "
+            "took over: if it stays down, run `xe pool-emergency-transition-to-master` on a "
+            "member"
+        ) from None
+
+    def _ask(self, address: str) -> str | None:
+        """Who `address` says the master is: itself if it logs us in (or refuses us as only
+        a master would), the address in its HOST_IS_SLAVE, None if it does not answer."""
+        url = self._url_of(address)
+        session = XenAPI.Session(url, transport=_transport(url, self.config, self.config.timeout))
+        try:
+            session.xenapi.login_with_password(
+                self.config.username, self.config.password, "2.0", ORIGINATOR
+            )
+        except XenAPI.Failure as failure:
+            session("close")()
+            slave = failure.details[0] == "HOST_IS_SLAVE" and len(failure.details) > 1
+            return failure.details[1] if slave else address
+        except (xmlrpc.client.Fault, *NETWORK_ERRORS):
+            session("close")()
+            return None
+        _logout(session)
+        return address
+
+    def _url_of(self, address: str) -> str:
+        """The URL of the host at `address`, with XEN_URL's scheme and port."""
         parts = urlsplit(self.config.url)
-        host = f"[{master}]" if ":" in master else master
+        host = f"[{address}]" if ":" in address else address
         netloc = f"{host}:{parts.port}" if parts.port else host
-        new_url = urlunsplit((parts.scheme, netloc, "", "", "")).rstrip("/")
+        return urlunsplit((parts.scheme, netloc, "", "", "")).rstrip("/")
+
+    def _move_to(self, master: str) -> None:
+        new_url = self._url_of(master)
         log.warning("pool master moved: reconnecting to %s", new_url)
         with self._lock:
             self._url = new_url

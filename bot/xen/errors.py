@@ -2,7 +2,8 @@
 
 XenError                 anything that went wrong talking to XAPI
 ├── XapiFailure          xapi answered with a failure: `code`, `params` (ErrorDescription)
-└── XapiUnavailable      no answer: refused, reset, timed out, HTTP error, agent restarting
+└── XapiUnavailable      no answer: refused, reset, timed out, HTTP error, agent restarting,
+                         a dead master that no member replaced
 """
 
 from __future__ import annotations

@@ -172,8 +172,8 @@ def vm_facts(x: Any, vm: VMRef) -> VMFacts:
         disks=tuple(_disk(ref, vbd, vdi) for ref, vbd, vdi in disks),
         snapshots=snapshots,
         snapshot_disks=tuple(snapshot_disks),
-        has_guest_tools=_has_tools(x, record["guest_metrics"]),
-        cpu_usage=_cpu(x, vm.ref) if record["power_state"] == "Running" else None,
+        has_guest_tools=_has_tools(x, record),
+        cpu_usage=_cpu(x, vm),
     )
 
 
@@ -188,7 +188,7 @@ def _disk(vbd_ref: str, vbd: dict[str, Any], vdi: dict[str, Any]) -> DiskFacts:
         sr_ref=vdi["SR"],
         virtual_size=int(vdi["virtual_size"]),
         physical_utilisation=int(vdi["physical_utilisation"]),
-        cbt_enabled=vdi["cbt_enabled"],
+        cbt_enabled=vdi.get("cbt_enabled", False),  # since XenServer 7.3: none before
     )
 
 
@@ -229,21 +229,67 @@ def _only_user(x: Any, vdi: str, vm: str) -> bool:
     return all(x.VBD.get_VM(vbd) == vm for vbd in x.VDI.get_VBDs(vdi))
 
 
-def _has_tools(x: Any, metrics: str) -> bool:
-    """PV drivers detected, or the guest advertises suspend: what xapi's feature check uses."""
-    if metrics == NULL:
-        return False
+def _has_tools(x: Any, record: dict[str, Any]) -> bool:
+    """What xapi's feature check accepts for a live move or a clean shutdown
+    (`check_op_for_feature`, xapi_vm_lifecycle.ml): a guest with PV drivers or that
+    advertises suspend, or a PV guest, which supports both implicitly."""
+    guest = _record(x.VM_guest_metrics, record["guest_metrics"])
+    if guest is not None and _drivers(guest):
+        return True
+    metrics = _record(x.VM_metrics, record["metrics"])
+    # VM_metrics.hvm exists since XenServer 7.1; without it the guest is not known to be PV.
+    return metrics is not None and not metrics.get("hvm", True)
+
+
+def _drivers(guest: dict[str, Any]) -> bool:
+    """PV_drivers_detected (since XenServer 7.0), else what xapi reads for older tools: a
+    driver version with a numeric major and minor (xapi_pv_driver_version.ml), or the
+    guest's `feature-suspend` flag."""
+    version = guest["PV_drivers_version"]
+    return (
+        bool(guest.get("PV_drivers_detected", False))
+        or (_numeric(version.get("major")) and _numeric(version.get("minor")))
+        or guest["other"].get("feature-suspend") == "1"
+    )
+
+
+def _numeric(text: str | None) -> bool:
     try:
-        record = x.VM_guest_metrics.get_record(metrics)
+        int(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _record(cls: Any, ref: str) -> dict[str, Any] | None:
+    """The object's record; None for a null or vanished ref."""
+    if ref == NULL:
+        return None
+    try:
+        return cls.get_record(ref)
     except XenAPI.Failure:
-        return False
-    return bool(record["PV_drivers_detected"]) or record["other"].get("feature-suspend") == "1"
+        return None
 
 
-def _cpu(x: Any, ref: str) -> float | None:
-    """VM_metrics.VCPUs_utilisation is always empty now; the RRD data source is the truth."""
+def _cpu(x: Any, vm: VMRef) -> float | None:
+    """The running VM's CPU use (0-1), as the RRDs have it (VM_metrics.VCPUs_utilisation is
+    always empty now): `cpu_usage` since xapi e89a35eb81 (December 2023), else the mean of
+    the per-vCPU `cpu0`..`cpu<N>` that older pools have; None when neither answers."""
+    if vm.record["power_state"] != "Running":
+        return None  # no RRD
+    usage = _data_source(x, vm.ref, "cpu_usage")
+    if usage is not None:
+        return usage
+    vcpus = int(vm.record["VCPUs_max"])
+    per_vcpu = [_data_source(x, vm.ref, f"cpu{n}") for n in range(vcpus)]
+    known = [value for value in per_vcpu if value is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _data_source(x: Any, ref: str, name: str) -> float | None:
+    """The data source's latest value; None when the VM has no such source (Datasource_missing)."""
     try:
-        return float(x.VM.query_data_source(ref, "cpu_usage"))
+        return float(x.VM.query_data_source(ref, name))
     except XenAPI.Failure:
         return None
 

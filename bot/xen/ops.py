@@ -6,14 +6,17 @@ step's few calls share a session and none of this module holds state.
 
 from __future__ import annotations
 
+import logging
 import xmlrpc.client
 from typing import Any
 
 import XenAPI
 
-from bot.models import BootOption, Plan, VMState
+from bot.models import BootOption, HostLoad, Leftover, Plan, VMState
 
+log = logging.getLogger(__name__)
 NULL = "OpaqueRef:NULL"
+MIGRATE_OPS = frozenset({"migrate_send", "pool_migrate"})
 
 
 def migration_network(x: Any, host: str) -> str:
@@ -79,16 +82,23 @@ def destroy_vdi(x: Any, vdi: str) -> None:
     x.VDI.destroy(vdi)
 
 
-def restart_agent(x: Any, host: str) -> None:
-    x.host.restart_agent(host)
+def restart_agent(x: Any, host_uuid: str) -> None:
+    x.host.restart_agent(x.host.get_by_uuid(host_uuid))
 
 
-def agent_start_time(x: Any, host: str) -> float:
+def agent_start_time(x: Any, host_uuid: str) -> float:
+    host = x.host.get_by_uuid(host_uuid)
     return float(x.host.get_other_config(host).get("agent_start_time", "0") or 0)
 
 
-def host_enabled(x: Any, host: str) -> bool:
-    return bool(x.host.get_enabled(host))
+def agent_back(x: Any, host_uuid: str, before: float) -> bool:
+    """The host's agent started after `before` and the host takes work again."""
+    host = x.host.get_by_uuid(host_uuid)
+    return agent_start_time(x, host_uuid) > before and bool(x.host.get_enabled(host))
+
+
+def ha_enabled(x: Any) -> bool:
+    return bool(x.pool.get_ha_enabled(x.pool.get_all()[0]))
 
 
 def cancel_task(x: Any, task: str) -> None:
@@ -96,11 +106,14 @@ def cancel_task(x: Any, task: str) -> None:
 
 
 def destroy_task(x: Any, task: str) -> None:
+    """Best effort: the task's work is done either way, and xapi collects finished tasks
+    after 65 min. A task whose session logged out takes task.destroy/any (pool-operator)."""
     try:
         x.task.destroy(task)
     except XenAPI.Failure as failure:
         if failure.details[0] != "HANDLE_INVALID":
-            raise
+            reason = " ".join(str(part) for part in failure.details)
+            log.warning("task %s left for xapi to collect: %s", task, reason)
 
 
 def task_record(x: Any, task: str) -> dict[str, Any] | None:
@@ -113,12 +126,44 @@ def task_record(x: Any, task: str) -> dict[str, Any] | None:
         raise
 
 
-def pending_tasks(x: Any) -> list[str]:
-    """Names of the tasks xapi is running now (what a toolstack restart would abort)."""
+def leftovers(x: Any, vm_uuid: str, host_uuids: list[str], own_tasks: set[str]) -> list[Leftover]:
+    """Migrate operations on the VM, and `vm_migrate` entries of the request's own tasks on
+    its hosts (another VM's leftover there is that request's business), with the state of
+    each task."""
+    vm = x.VM.get_by_uuid(vm_uuid)
+    entries = [
+        (task, op, "the VM")
+        for task, op in x.VM.get_current_operations(vm).items()
+        if op in MIGRATE_OPS
+    ]
+    for uuid in dict.fromkeys(u for u in host_uuids if u):
+        host = x.host.get_by_uuid(uuid)
+        name = x.host.get_name_label(host)
+        entries += [
+            (task, op, name)
+            for task, op in x.host.get_current_operations(host).items()
+            if op == "vm_migrate" and task in own_tasks
+        ]
+    found = []
+    for task, op, holder in entries:
+        record = task_record(x, task)
+        state = (
+            "gone" if record is None else "pending" if record["status"] == "pending" else "ended"
+        )
+        found.append(Leftover(task, op, holder, state))
+    return found
+
+
+def host_loads(x: Any) -> list[HostLoad]:
+    """Every host, whether it is the master, and the tasks pending on it."""
+    master = x.pool.get_master(x.pool.get_all()[0])
+    pending: dict[str, list[str]] = {}
+    for record in x.task.get_all_records().values():
+        if record["status"] == "pending":
+            pending.setdefault(record["resident_on"], []).append(record["name_label"])
     return [
-        record["name_label"]
-        for record in x.task.get_all_records().values()
-        if record["status"] == "pending"
+        HostLoad(ref, h["uuid"], h["name_label"], ref == master, tuple(pending.get(ref, ())))
+        for ref, h in x.host.get_all_records().items()
     ]
 
 

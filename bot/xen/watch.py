@@ -4,6 +4,9 @@ The watcher keeps the latest record of every task in the pool; engine threads wa
 instead of polling each task. It has its own session (the XenAPI client is not
 thread-safe). After a reconnect it starts again from a full dump, and a task we knew that
 is not in the dump has *vanished* (a toolstack restart on the master loses every task).
+A task can also vanish with no `del` event (the client logs in again by itself and asks
+the new xapi from its old token): when xapi counts fewer tasks than we know, the tasks
+someone waits for are read again, as Xen Orchestra's watcher does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import xmlrpc.client
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +47,7 @@ class TaskWatcher:
         self._cond = threading.Condition()
         self._tasks: dict[str, dict[str, Any]] = {}
         self._vanished: set[str] = set()
+        self._waiting: Counter[str] = Counter()  # task ref -> threads in wait_task
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xapi-events", daemon=True)
         self._session: Any = None
@@ -77,6 +83,21 @@ class TaskWatcher:
         `on_change` sees each new record while pending; `keep_waiting` is asked every
         `tick` seconds, so a caller can give up (stall, shutdown) without a lost wake-up.
         """
+        with self._cond:
+            self._waiting[ref] += 1
+        try:
+            return self._wait(ref, on_change, keep_waiting, tick)
+        finally:
+            with self._cond:
+                self._waiting -= Counter({ref: 1})
+
+    def _wait(
+        self,
+        ref: str,
+        on_change: Callable[[dict[str, Any]], None] | None,
+        keep_waiting: Callable[[], bool],
+        tick: float,
+    ) -> dict[str, Any] | None:
         seen: dict[str, Any] | None = None
         known = self._known(ref)
         while True:
@@ -127,21 +148,57 @@ class TaskWatcher:
                 result = self._session.xenapi.event_from(CLASSES, token, float(self._poll))
                 self.calls += 1
                 self._apply(result["events"], full=token == "")
+                self._recount(result["valid_ref_counts"])
                 token = result["token"]
                 self.connected = True
                 if result["events"]:
                     self._stop.wait(self._pause)
-            except (XenAPI.Failure, XenError, *NETWORK_ERRORS) as error:
+            except (XenAPI.Failure, xmlrpc.client.Fault, XenError, *NETWORK_ERRORS) as error:
+                # Fault: the client's own re-logins failed (it holds a fresh session now)
                 log.warning("event watcher reconnecting after: %s", error)
                 self.connected = False
-                self._drop_session()
+                self._drop_session(error)
                 self._stop.wait(self._retry)
 
-    def _drop_session(self) -> None:
+    def _drop_session(self, error: BaseException) -> None:
+        """Log out of the session we give up (xapi keeps sessions 24 h, 500 per originator),
+        unless xapi stopped answering: then a logout would only wait out another timeout."""
         session, self._session = self._session, None
-        if session is not None:
+        if session is None:
+            return
+        if isinstance(error, TimeoutError):
             with contextlib.suppress(OSError):
                 session("close")()
+        else:
+            self._xapi.end_session(session)
+
+    def _recount(self, counts: dict[str, int]) -> None:
+        """xapi counts fewer tasks than we know: some vanished with no `del` event. Read the
+        tasks someone waits for again (HANDLE_INVALID: gone) and forget the others, which
+        their next event brings back; a count above ours is tasks whose events are coming."""
+        with self._cond:
+            if counts.get("task", len(self._tasks)) >= len(self._tasks):
+                return
+            waited = [ref for ref in self._tasks if ref in self._waiting]
+            forgotten = [ref for ref in self._tasks if ref not in self._waiting]
+        log.info("xapi lost tasks without a word: reading %d waited-for tasks again", len(waited))
+        records = {ref: ops.task_record(self._session.xenapi, ref) for ref in waited}
+        with self._cond:
+            for ref in forgotten:
+                if ref not in self._waiting:  # a wait that began meanwhile keeps its record
+                    self._tasks.pop(ref, None)
+            for ref, record in records.items():
+                if record is None:
+                    self._gone(ref)
+                else:
+                    self._tasks[ref] = record
+            self._cond.notify_all()
+
+    def _gone(self, ref: str) -> None:
+        """The task no longer exists: a waiter for it that never saw it end learns so."""
+        old = self._tasks.pop(ref, None)
+        if old is None or old["status"] == "pending":
+            self._vanished.add(ref)
 
     def _apply(self, events: list[dict[str, Any]], full: bool) -> None:
         with self._cond:
@@ -155,9 +212,7 @@ class TaskWatcher:
                 if event["class"] != "task":
                     continue
                 if event["operation"] == "del":
-                    old = self._tasks.pop(event["ref"], None)
-                    if old is None or old["status"] == "pending":
-                        self._vanished.add(event["ref"])
+                    self._gone(event["ref"])
                 else:
                     self._tasks[event["ref"]] = event["snapshot"]
             self._cond.notify_all()

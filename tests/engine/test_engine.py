@@ -191,38 +191,6 @@ def test_too_many_storage_migrations_waits_and_retries(rig: Rig) -> None:
     assert [s.attempt for s in rig.store.steps(req.id)] == [1, 2]
 
 
-def test_stuck_then_toolstack_restart_clears(rig: Rig) -> None:
-    """A leftover operation after the grace is STUCK; restarting the master clears it."""
-    vm = rig.pool.ref("VM", "vm02")
-    rig.pool.sim.faults.stick_next_migration(vm)
-    req = rig.approved("vm02 to host3")
-    assert rig.run(req.id).state == State.SUCCEEDED
-    assert rig.engine.due() == []
-    rig.pool.clock.advance(121)
-    assert rig.engine.due() == [("stuck", req.id)]
-    assert rig.engine.check_stuck(req.id).state == State.STUCK
-    (stuck,) = rig.of(ev.Stuck, req.id)
-    assert stuck.host_name == "host1"
-    with Ticker(rig.pool.clock, step=0.5):
-        answer = rig.engine.restart_toolstack(req.id, "ULEAD")
-    assert "is clear" in answer
-    assert rig.store.get(req.id).state == State.SUCCEEDED
-    assert rig.pool.x.VM.get_current_operations(vm) == {}
-    assert rig.of(ev.Cleared, req.id)
-
-
-def test_toolstack_restart_refused_with_ha(rig: Rig) -> None:
-    """With HA on, the bot refuses to restart the toolstack (the host would be fenced)."""
-    rig.pool.sim.faults.stick_next_migration(rig.pool.ref("VM", "vm02"))
-    req = rig.approved("vm02 to host3")
-    rig.run(req.id)
-    rig.pool.clock.advance(121)
-    rig.engine.check_stuck(req.id)
-    rig.pool.sim.db.update("pool", rig.pool.sim.pool_ref, ha_enabled=True)
-    with pytest.raises(UserError, match="HA is enabled"):
-        rig.engine.restart_toolstack(req.id, "ULEAD")
-
-
 def test_bot_restart_mid_offline_migration(pool: Pool, tmp_path: Path) -> None:
     """A new process on the same database re-attaches to the running copy: no step twice."""
     first = build(pool, tmp_path / "bot.db")

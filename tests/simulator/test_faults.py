@@ -63,37 +63,80 @@ def test_heavily_loaded_vm_fails_live_migration(pool: Pool) -> None:
     assert record["status"] == "success"
 
 
-def test_stuck_operation_until_master_agent_restart(pool: Pool) -> None:
-    """The VM keeps 'migrate' after success; only restarting the master's agent clears it."""
-    vm, host2 = pool.ref("VM", "vm01"), pool.ref("host", "host2")
-    master, nfs1 = pool.ref("host", "host1"), pool.ref("SR", "nfs1")
+def _stuck_migration(pool: Pool) -> tuple[str, str]:
+    """vm01 to host2, live, leaving its operation behind; (the VM, the migration's task)."""
+    vm, host2, nfs1 = pool.ref("VM", "vm01"), pool.ref("host", "host2"), pool.ref("SR", "nfs1")
     pool.sim.faults.stick_next_migration(vm)
     task = pool.x.Async.VM.migrate_send(
         vm, pool.receive(host2), True, {d: nfs1 for d in pool.disks(vm)}, {}, {}
     )
     assert pool.run(task, step=10)["status"] == "success"
-    pool.x.task.destroy(task)
     assert pool.x.VM.get_current_operations(vm) == {task: "migrate_send"}
     assert pool.x.host.get_current_operations(host2) == {task: "vm_migrate"}
     assert pool.x.VM.get_allowed_operations(vm) == []
+    return vm, task
+
+
+def _restart(pool: Pool, host: str) -> XenAPI.Session:
+    pool.x.host.restart_agent(host)
+    pool.clock.advance(pool.sim.timing.agent_down_s + 1)
+    return pool.login()  # a master's restart ends every session
+
+
+def test_a_stuck_operation_blocks_the_vm(pool: Pool) -> None:
+    """The VM keeps 'migrate_send' after its task ended: the next operation waits, fails."""
+    vm, task = _stuck_migration(pool)
     pool.sim.timing.lock_wait_s = 5
     blocked = pool.run(pool.x.Async.VM.clean_shutdown(vm))
     assert blocked["error_info"] == ["OTHER_OPERATION_IN_PROGRESS", "VM", vm, "migrate_send", task]
 
-    pool.x.host.restart_agent(host2)  # a member's restart does not clear the master's task op
-    pool.clock.advance(pool.sim.timing.agent_down_s + 1)
-    assert pool.x.VM.get_current_operations(vm) == {task: "migrate_send"}
 
+def test_a_members_restart_clears_a_leftover_whose_task_is_gone(pool: Pool) -> None:
+    """The task was destroyed (as the bot does): restarting host3, which has nothing to do
+    with it, scrubs the leftover pool-wide (xapi's Pool.hello); the master is untouched."""
+    vm, task = _stuck_migration(pool)
+    pool.x.task.destroy(task)
+    master = pool.ref("host", "host1")
     started = float(pool.x.host.get_other_config(master)["agent_start_time"])
+    x = _restart(pool, pool.ref("host", "host3")).xenapi
+    assert x.VM.get_current_operations(vm) == {}
+    assert x.host.get_current_operations(pool.ref("host", "host2")) == {}
+    assert float(x.host.get_other_config(master)["agent_start_time"]) == started
+
+
+def test_a_leftover_whose_task_record_exists_needs_the_masters_restart(pool: Pool) -> None:
+    """The finished task was not destroyed: a member's restart leaves the leftover; the
+    master's, which loses every task, clears it and restarts the master's agent."""
+    vm, task = _stuck_migration(pool)
+    x = _restart(pool, pool.ref("host", "host3")).xenapi
+    assert x.VM.get_current_operations(vm) == {task: "migrate_send"}
+    master = pool.ref("host", "host1")
+    started = float(x.host.get_other_config(master)["agent_start_time"])
     pool.x.host.restart_agent(master)
     with pytest.raises((ConnectionError, OSError)):
         pool.x.VM.get_current_operations(vm)  # the agent is down
     pool.clock.advance(pool.sim.timing.agent_down_s + 1)
-    again = pool.login()  # every session ended with the master's agent
-    assert again.xenapi.VM.get_current_operations(vm) == {}
-    assert again.xenapi.host.get_current_operations(host2) == {}
-    assert float(again.xenapi.host.get_other_config(master)["agent_start_time"]) > started
-    assert again.xenapi.host.get_enabled(master) is True
+    again = pool.login().xenapi
+    assert again.VM.get_current_operations(vm) == {}
+    assert again.host.get_current_operations(pool.ref("host", "host2")) == {}
+    assert float(again.host.get_other_config(master)["agent_start_time"]) > started
+    assert again.host.get_enabled(master) is True
+
+
+def test_a_members_restart_ends_the_tasks_resident_on_it(pool: Pool) -> None:
+    """A live move of vm02 runs on its host (host2, as xapi forwards it): host2's restart
+    ends that task; host3's restart would not have."""
+    vm, host2 = pool.ref("VM", "vm02"), pool.ref("host", "host2")
+    pool.sim.timing.memory_bytes_per_s = 1e7  # minutes: it outlasts the restarts
+    task = pool.x.Async.VM.pool_migrate(vm, pool.ref("host", "host3"), {})
+    assert pool.x.task.get_resident_on(task) == host2
+    x = _restart(pool, pool.ref("host", "host3")).xenapi
+    assert x.task.get_status(task) == "pending"
+    x = _restart(pool, host2).xenapi
+    with pytest.raises(XenAPI.Failure) as failure:
+        x.task.get_status(task)
+    assert failure.value.details[0] == "HANDLE_INVALID"
+    assert x.VM.get_current_operations(vm) == {}
 
 
 def test_master_agent_restart_ends_sessions_and_tasks(pool: Pool) -> None:

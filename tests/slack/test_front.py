@@ -170,7 +170,7 @@ def test_stuck_vm_gets_a_toolstack_button_for_approvers(bot: Bot) -> None:
     notice = bot.until(
         lambda: [m for m in bot.thread(rid) if "restart_toolstack" in buttons(m.blocks)]
     )
-    assert "Restart toolstack on host1" in str(notice[0].blocks)
+    assert "Restart toolstack on host2" in str(notice[0].blocks)
     refused = bot.press("restart_toolstack", rid, "U1")
     assert "Only approvers" in bot.until(lambda: bot.answers(refused))[0]
     bot.press("restart_toolstack", rid, "ULEAD")
