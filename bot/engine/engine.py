@@ -568,9 +568,13 @@ class Engine:
             if done(state):
                 self.store.end_step(last.id, "done")
                 return
-            adopted = next(iter(state.operations), None)  # never pile on
+            # Only a task of this step's own kind: another tool's backup on the VM is not ours.
+            kinds = STEP_OPERATIONS.get(name, frozenset())
+            adopted = next((t for t, op in state.operations.items() if op in kinds), None)
             if adopted:
                 self.store.step_task(last.id, adopted)
+            else:
+                self.store.end_step(last.id, "failed", {"description": ["NOT_ISSUED", name]})
         if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
             step, task = last, last.task_ref or adopted or ""
         else:
@@ -582,6 +586,8 @@ class Engine:
             self._emit(ev.StepStarted(req.id, name, _STEP_TEXT.get(name, name)))
             task = self.planner.call(issue)
             self.store.step_task(step.id, task)
+            runs_on = self.planner.call(lambda x: ops.task_host_name(x, task))
+            self.store.audit(req.id, "bot", "task", {"step": name, "task": task, "host": runs_on})
         self._current_task[req.id] = task
         began = self.clock.now()
         record = self._await(req, name, step.id, task, began)
@@ -1077,6 +1083,14 @@ def _deletion_report(
 def _queued_text(state: State) -> str:
     return "scheduled for its window" if state == State.SCHEDULED else "queued"
 
+
+# The operation xapi lists in VM.current_operations while each step's task runs.
+STEP_OPERATIONS = {
+    "shutdown": frozenset({"clean_shutdown", "hard_shutdown", "shutdown"}),
+    "migrate": frozenset({"pool_migrate", "migrate_send"}),
+    "start": frozenset({"start_on", "start"}),
+    "restart": frozenset({"start_on", "start"}),
+}
 
 _STEP_TEXT = {
     "shutdown": "shutting the VM down",

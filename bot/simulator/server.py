@@ -48,7 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.path == "/control":
+        if self.server.address in self.server.sim.faults.down_hosts:
+            self._reset()  # a connection opened before the host went down dies with it
+        elif self.path == "/control":
             self._control(body)
         elif self.path in ("/", "/RPC2"):
             self._rpc(body)

@@ -154,6 +154,15 @@ def leftovers(x: Any, vm_uuid: str, host_uuids: list[str], own_tasks: set[str]) 
     return found
 
 
+def task_host_name(x: Any, task: str) -> str:
+    """The host a task runs on (xapi forwards a VM's operation to the VM's host): which
+    toolstack a restart of which would end it; "" once the task is gone."""
+    record = task_record(x, task)
+    if record is None or record["resident_on"] == NULL:
+        return ""
+    return x.host.get_name_label(record["resident_on"])
+
+
 def host_loads(x: Any) -> list[HostLoad]:
     """Every host, whether it is the master, and the tasks pending on it."""
     master = x.pool.get_master(x.pool.get_all()[0])

@@ -3,6 +3,7 @@ snapshots whose drives hold ISOs, the backup tag, a VM that changed since its ap
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -327,3 +328,24 @@ def test_a_thick_sr_without_the_full_size_is_a_blocker(rig: Rig) -> None:
     preview = rig.engine.preview(rig.command("mail01 to host3 sr=host3-local"))
     (space,) = [c for c in preview.checks if c.key == "space"]
     assert space.severity == "blocker" and "thick" in space.reason
+
+
+def test_a_bot_killed_before_its_call_never_adopts_another_tools_task(rig: Rig) -> None:
+    """The store says the migrate step was being issued when the bot died (no task yet),
+    and vm02 is busy with another tool's export: that task is not taken for the bot's; the
+    bot waits for the VM to be free and issues its migration once."""
+    vm = rig.pool.ref("VM", "vm02")
+    req = rig.approved("vm02 to host3")
+    rig.store.transition(req.id, State.RUNNING, actor="bot", action="started")
+    rig.store.begin_step(req.id, "migrate")  # the bot died right after this
+    rig.pool.sim.db.update("VM", vm, current_operations={"OpaqueRef:export": "export"})
+    done = threading.Timer(1.0, lambda: rig.pool.sim.db.update("VM", vm, current_operations={}))
+    done.start()
+    try:
+        assert rig.run(req.id).state == State.SUCCEEDED
+    finally:
+        done.cancel()
+    steps = [(s.name, s.state, s.task_ref) for s in rig.store.steps(req.id)]
+    assert steps[0] == ("migrate", "failed", None) and steps[1][:2] == ("migrate", "done")
+    assert rig.pool.sim.calls.counts["Async.VM.pool_migrate"] == 1
+    assert "vm_busy" in [e.action for e in rig.store.audit_events(request_id=req.id)]

@@ -39,6 +39,8 @@ def test_a_leftover_after_success_is_cleared_by_a_members_restart(rig: Rig) -> N
     rig.pool.sim.faults.stick_next_migration(vm)
     req = rig.approved("vm02 to host3")
     assert rig.run(req.id).state == State.SUCCEEDED
+    (task,) = [e.details for e in rig.store.audit_events(request_id=req.id) if e.action == "task"]
+    assert task["step"] == "migrate" and task["host"] == "host2"  # xapi ran it on vm02's host
     assert rig.engine.due() == []
     rig.pool.clock.advance(GRACE)
     assert rig.engine.due() == [("stuck", req.id)]
