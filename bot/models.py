@@ -7,6 +7,7 @@ planner, the checklist and the renderers never see a raw XAPI dict.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,10 +43,24 @@ class SRFacts:
     # vdi_create: a VM's disks can never go there.
     takes_disks: bool = True
     thick: bool = False  # LVM-based: a disk takes its full virtual size there
+    label: str = ""  # how people tell it apart where names repeat: "Local storage on host3"
 
     @property
     def free(self) -> int:
         return max(0, self.physical_size - self.physical_utilisation)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
+
+
+def sr_label(sr: SRFacts, hosts: Mapping[str, str]) -> str:
+    """'nfs1', or 'Local storage on host3' for an SR one host has (real pools name every
+    host's local SR 'Local storage')."""
+    if sr.shared or len(sr.hosts) != 1:
+        return sr.name
+    (host,) = sr.hosts
+    return f"{sr.name} on {hosts.get(host, host)}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,12 @@ class VMFacts:
     snapshot_disks: tuple[SnapshotDisk, ...]
     has_guest_tools: bool  # PV drivers detected (xapi's VM_LACKS_FEATURE test)
     cpu_usage: float | None  # VM.query_data_source "cpu_usage"; None when unknown
+    # What xapi offers now (None: not read) and what someone blocked (op -> reason):
+    # its pre-check does not look at them, the operation itself does.
+    allowed_operations: frozenset[str] | None = None
+    blocked_operations: dict[str, str] = field(default_factory=dict)
+    networks: tuple[str, ...] = ()  # refs of the networks its VIFs are on
+    devices: tuple[str, ...] = ()  # passed-through hardware: "PCI device", "vGPU", "USB device"
 
     @property
     def memory_needed(self) -> int:
@@ -132,6 +153,16 @@ class BootOption:
 
 
 @dataclass(frozen=True)
+class GuestAgent:
+    """What the guest's agent last reported: whether it is live, the VM's IP addresses,
+    and when (epoch seconds; None when it never did)."""
+
+    live: bool
+    addresses: tuple[str, ...]
+    reported_at: float | None
+
+
+@dataclass(frozen=True)
 class Leftover:
     """A migrate operation on the VM (or `vm_migrate` on a host) and what became of its task:
     "pending" (still running: not a leftover yet), "ended" (finished, its record still
@@ -155,6 +186,13 @@ class HostLoad:
 
 
 @dataclass(frozen=True)
+class NetworkFacts:
+    ref: str
+    name: str
+    hosts: frozenset[str]  # refs of hosts with a PIF on it; empty: internal, everywhere
+
+
+@dataclass(frozen=True)
 class PoolFacts:
     """The small classes of one pool, read in bulk."""
 
@@ -163,6 +201,7 @@ class PoolFacts:
     ha_enabled: bool
     hosts: dict[str, HostFacts]  # by ref
     srs: dict[str, SRFacts]  # by ref
+    networks: dict[str, NetworkFacts] = field(default_factory=dict)  # by ref
 
 
 class Severity(enum.StrEnum):

@@ -36,6 +36,7 @@ AGENT_WAIT_SECONDS = 600.0
 RETRY_BUSY_SECONDS = 10.0  # XO waits 10 s after TOO_MANY_STORAGE_MIGRATES
 PROGRESS_STEP, PROGRESS_SECONDS = 0.05, 30.0  # how often progress is written to the store
 RECENT_SECONDS = 86400.0  # how far back the ticker looks for successes to check for stuck
+GUEST_AGENT_WAIT_SECONDS = 120.0  # how long a moved guest's agent has to report again
 UNREACHABLE_SECONDS = 600.0  # how long a step waits for a silent pool master before failing
 OUT_OF_DATE = "This message is out of date: the request changed since it was shown."
 REFILABLE = frozenset({"PLAN_CHANGED", "CHECKLIST_BLOCKED"})  # failures before any step
@@ -491,6 +492,10 @@ class Engine:
         if preview.blocked:
             reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
             raise StepFailed("checklist", ["CHECKLIST_BLOCKED", reasons])
+        if req.plan["intent"]["was_running"]:
+            agent = self.planner.call(lambda x: ops.guest_agent(x, req.vm_uuid))
+            before = list(agent.addresses) if agent.live else None  # no agent: nothing to wait for
+            self.store.update(req.id, plan={**req.plan, "agent_before": before})
 
     def _vm_ref(self, x: Any, req: Request) -> str:
         return ops.vm_ref(x, req.vm_uuid)
@@ -767,6 +772,7 @@ class Engine:
         )
 
     def _succeed(self, req: Request, started: float, down_since: float | None) -> None:
+        req = self._get(req.id)  # what the run stored on its way (the agent's addresses)
         now = self.clock.now()
         seconds, downtime = now - started, (now - down_since if down_since else 0.0)
         srs = sorted({d["to"] for d in req.plan["summary"]["disks"]})
@@ -783,8 +789,10 @@ class Engine:
             text += f" (downtime {format_duration(downtime)})"
         if req.tags_added:
             text += "; backups resume (the bot removes its backup-exclusion tag)"
+        watch = req.plan["intent"]["was_running"] and req.plan.get("agent_before") is not None
+        plan = {**req.plan, "agent_watch": watch}
         if self._move(
-            req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now
+            req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now, plan=plan
         ):
             self._measure(req)  # once, whatever was retried before
         self._emit(ev.Succeeded(req.id, text, seconds, downtime))
@@ -928,6 +936,45 @@ class Engine:
             self.clock.sleep(1.0)
         raise UserError("the toolstack did not come back within 10 minutes; check the host")
 
+    # -- after the move: the guide's "confirm the host and the disks" ------------------------
+    def check_agent(self, request_id: int) -> None:
+        """The guest agent reports again on the destination, with the addresses it had: said
+        in the thread; one that stays silent or comes back changed is a warning, never a
+        failure (the move itself is verified by placement)."""
+        req = self._get(request_id)
+        if not req.plan.get("agent_watch"):
+            return
+        landed = req.finished_at or self.clock.now()
+        agent = self.planner.call(lambda x: ops.guest_agent(x, req.vm_uuid))
+        before, after = sorted(req.plan.get("agent_before") or []), sorted(agent.addresses)
+        back = agent.live and agent.reported_at is not None and agent.reported_at >= landed - 1
+        if back:
+            took = format_duration(max(0.0, (agent.reported_at or landed) - landed))
+            if after == before:
+                note = ev.Note(
+                    req.id,
+                    f"guest agent back after {took}, {', '.join(after)} as before",
+                    warning=False,
+                )
+            else:
+                note = ev.Note(
+                    req.id,
+                    f"{req.vm_name}'s guest agent is back on {req.dest_host_name} after {took}, "
+                    f"but its addresses changed: {', '.join(before) or 'none'} -> "
+                    f"{', '.join(after) or 'none'}; check its network there.",
+                )
+        elif self.clock.now() - landed >= GUEST_AGENT_WAIT_SECONDS:
+            note = ev.Note(
+                req.id,
+                f"{req.vm_name}'s guest agent has not reported on {req.dest_host_name} "
+                f"{format_duration(GUEST_AGENT_WAIT_SECONDS)} after the move; the move itself "
+                "is verified, but check the VM's console.",
+            )
+        else:
+            return
+        self.store.update(req.id, plan={**req.plan, "agent_watch": False})
+        self._emit(note)
+
     # -- deadlines ------------------------------------------------------------------------
     def due(self) -> list[tuple[str, int]]:
         """What the ticker must do now, judged from stored times against the clock.
@@ -947,6 +994,11 @@ class Engine:
             if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
         ]
         work += [("stuck", r.id) for r in self.store.in_states(State.STUCK)]
+        work += [
+            ("agent", r.id)
+            for r in self.store.in_states(State.SUCCEEDED, changed_since=recent)
+            if r.plan.get("agent_watch")
+        ]
         for r in self.store.in_states(State.SCHEDULED):
             if r.run_at is not None and r.run_at <= now:
                 late = now - r.run_at > config.missed_window_grace_seconds

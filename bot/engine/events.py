@@ -89,9 +89,10 @@ class Cleared(Event):
 
 @dataclass(frozen=True)
 class Note(Event):
-    """A line for the thread that changes no state: a warning the operator must act on."""
+    """A line for the thread that changes no state: news, or a warning to act on."""
 
     text: str
+    warning: bool = True
 
 
 def log_line(event: Event) -> None:

@@ -53,7 +53,9 @@ class Jobs:
     def tick(self) -> None:
         for kind, request_id in self.engine.due():
             try:
-                if kind == "stuck":
+                if kind == "agent":
+                    self.engine.check_agent(request_id)
+                elif kind == "stuck":
                     self.engine.check_stuck(request_id)
                     self.engine.mark_checked(request_id)
                 elif kind == "expire":

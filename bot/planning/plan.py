@@ -133,7 +133,7 @@ def reachable_srs(
 
 def format_sr_choices(srs: Iterable[SRFacts]) -> str:
     """'nfs1 (1.2 TiB free), nfs2 (300 GiB free)': SRs to pick from, with their room."""
-    return ", ".join(f"{sr.name} ({format_size(sr.free)} free)" for sr in srs)
+    return ", ".join(f"{sr.shown} ({format_size(sr.free)} free)" for sr in srs)
 
 
 def _check_refs(
@@ -163,7 +163,7 @@ def _check_refs(
 def _no_disks_here(pool: PoolFacts, sr: SRFacts, dest_host_ref: str) -> str:
     """Why an ISO library (or removable media, or a read-only SR) is refused, and what not."""
     choices = reachable_srs(pool, dest_host_ref)
-    text = f"{sr.name} cannot hold VM disks (an ISO library, removable media or read-only)"
+    text = f"{sr.shown} cannot hold VM disks (an ISO library, removable media or read-only)"
     if choices:
         text += f"; choose one of: {format_sr_choices(choices)}"
     return text
@@ -206,7 +206,7 @@ def _stranded_error(
         need = space_needed(vm, disk)
         fits = reachable_srs(pool, dest_host_ref, need, full_size(vm, disk))
         choices[disk.vdi_ref] = tuple(sr.ref for sr in fits)
-        where = pool.srs[disk.sr_ref].name if disk.sr_ref in pool.srs else disk.sr_ref
+        where = pool.srs[disk.sr_ref].shown if disk.sr_ref in pool.srs else disk.sr_ref
         line = f"{host} cannot reach {where}, where disk {disk_label(disk)} is; "
         if fits:
             line += (

@@ -23,6 +23,7 @@ from bot.planning.resolve import (
     disk_label,
     resolve,
     resolve_disk,
+    resolve_sr,
 )
 from bot.planning.units import format_duration, format_size
 from bot.xen import facts, ops
@@ -70,7 +71,7 @@ class Preview:
 
     def sr_name(self, ref: str) -> str:
         sr = self.pool.srs.get(ref)
-        return sr.name if sr else ref
+        return sr.shown if sr else ref
 
     def sr_uuid(self, ref: str) -> str:
         sr = self.pool.srs.get(ref)
@@ -172,10 +173,14 @@ class Planner:
             pool = facts.read_pool(x)
             host = resolve("host", command.host, list(pool.hosts.values()))
             vm = facts.vm_facts(x, find_vm(x, command.vm, pool))
-            srs = list(pool.srs.values())
-            sr = resolve("SR", command.sr, srs).ref if command.sr else None
+            srs, names = list(pool.srs.values()), {h.ref: h.name for h in pool.hosts.values()}
+
+            def sr_ref(text: str) -> str:
+                return resolve_sr(text, srs, names, host.ref).ref
+
+            sr = sr_ref(command.sr) if command.sr else None
             disk_srs = {
-                resolve_disk(selector, vm.disks).vdi_ref: resolve("SR", name, srs).ref
+                resolve_disk(selector, vm.disks).vdi_ref: sr_ref(name)
                 for selector, name in command.disks
             }
             return self._checked(

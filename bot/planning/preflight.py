@@ -19,11 +19,14 @@ from bot.planning.units import format_duration, format_size
 TITLES: dict[str, str] = {
     "power_state": "Power state",
     "busy": "Other operations",
+    "operations": "Allowed operations",
     "host": "Destination host",
     "memory": "Memory",
     "sr_reach": "Storage reach",
+    "networks": "Networks",
     "space": "Free space",
     "guest_tools": "Guest tools",
+    "devices": "Devices",
     "cbt": "Changed-block tracking",
     "xapi": "xapi pre-check",
     "load": "CPU load",
@@ -51,11 +54,14 @@ def checklist(
     found = (
         _power_state(plan, pool),
         _busy(plan.vm),
+        _operations(plan),
         _host(plan, pool),
         _memory(plan, pool),
         _reach(plan, pool),
+        _networks(plan, pool),
         _space(plan, pool),
         _guest_tools(plan),
+        _devices(plan, pool),
         _cbt(plan),
         _xapi(plan, pool, assert_error),
         _load(plan, cpu_threshold),
@@ -96,7 +102,7 @@ def _host_name(pool: PoolFacts, ref: str) -> str:
 
 def _sr_name(pool: PoolFacts, ref: str) -> str:
     sr = pool.srs.get(ref)
-    return sr.name if sr else ref
+    return sr.shown if sr else ref
 
 
 def _power_state(plan: Plan, pool: PoolFacts) -> Check:
@@ -254,7 +260,7 @@ def _space_grade(pool: PoolFacts, sr_ref: str, used: int, full: int) -> Severity
 
 def _space_pass(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]]) -> Check:
     found = "; ".join(
-        f"{pool.srs[ref].name} has {format_size(pool.srs[ref].free)} free for {format_size(full)}"
+        f"{pool.srs[ref].shown} has {format_size(pool.srs[ref].free)} free for {format_size(full)}"
         for ref, _used, full in srs
     )
     return _check("space", Severity.PASS, found)
@@ -262,7 +268,7 @@ def _space_pass(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]]) ->
 
 def _space_warning(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]]) -> Check:
     found = "; ".join(
-        f"{pool.srs[ref].name} has {format_size(pool.srs[ref].free)} free: room for the "
+        f"{pool.srs[ref].shown} has {format_size(pool.srs[ref].free)} free: room for the "
         f"{format_size(used)} the disks use now, not for their full {format_size(full)}"
         for ref, used, full in srs
     )
@@ -276,7 +282,7 @@ def _space_warning(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]])
 
 def _space_blocker(plan: Plan, pool: PoolFacts, srs: list[tuple[str, int, int]]) -> Check:
     found = "; ".join(
-        f"{pool.srs[ref].name} has {format_size(pool.srs[ref].free)} free, the disks moving "
+        f"{pool.srs[ref].shown} has {format_size(pool.srs[ref].free)} free, the disks moving "
         + (
             f"there take their full {format_size(used)} (a thick, LVM-based SR)"
             if pool.srs[ref].thick
@@ -297,6 +303,92 @@ _SPACE_TEXT = {
     Severity.WARNING: _space_warning,
     Severity.BLOCKER: _space_blocker,
 }
+
+
+def _operations(plan: Plan) -> Check | None:
+    """The operations the plan needs, against xapi's `allowed_operations` (what it offers
+    in the VM's state now) and `blocked_operations` (what someone blocked): its pre-check
+    looks at neither; the operation itself fails on them."""
+    vm = plan.vm
+    now, later = _needed_operations(plan)
+    blocked = [op for op in (*now, *later) if op in vm.blocked_operations]
+    if blocked:
+        op = blocked[0]
+        why = vm.blocked_operations[op]
+        return _check(
+            "operations",
+            Severity.BLOCKER,
+            f"someone blocked {op} on {vm.name}" + (f" ({why})" if why else ""),
+            f"remove the block if its reason no longer holds (xe vm-param-remove "
+            f"uuid={vm.uuid} param-name=blocked-operations param-key={op}), then Re-check",
+        )
+    if vm.allowed_operations is None or vm.current_operations or not now:
+        return None  # unknown, or busy (said by "Other operations"), or nothing asked now
+    explained = (
+        {"pool_migrate", "migrate_send", "clean_shutdown"} if not vm.has_guest_tools else set()
+    )
+    missing = [op for op in now if op not in vm.allowed_operations and op not in explained]
+    if missing:
+        return _check(
+            "operations",
+            Severity.BLOCKER,
+            f"xapi does not allow {join_or(missing)} on {vm.name} now (its allowed_operations)",
+            "look at the VM in XenCenter or Xen Orchestra for what holds it, then Re-check",
+        )
+    return _check("operations", Severity.PASS, f"xapi allows {', '.join(now)} on {vm.name}")
+
+
+def _needed_operations(plan: Plan) -> tuple[list[str], list[str]]:
+    """(operations asked of the VM as it is now, operations asked after its shutdown)."""
+    running = plan.vm.power_state == "Running"
+    if plan.mode == "live":
+        return ([plan.call] if plan.call != "none" else []), []
+    if not running:
+        return (["migrate_send"] if plan.call == "migrate_send" else []), []
+    shutdown = "hard_shutdown" if plan.shutdown == "hard" else "clean_shutdown"
+    later = ["migrate_send"] if plan.call == "migrate_send" else []
+    return [shutdown], [*later, "start_on"]
+
+
+def _networks(plan: Plan, pool: PoolFacts) -> Check | None:
+    """A VM starts only where each of its networks has a PIF (xapi's assert_can_boot_here,
+    VM_REQUIRES_NETWORK); internal networks without PIFs are everywhere."""
+    nets = [pool.networks[n] for n in plan.vm.networks if n in pool.networks]
+    if not nets:
+        return None
+    dest = _host_name(pool, plan.dest_host_ref)
+    missing = [n.name for n in nets if n.hosts and plan.dest_host_ref not in n.hosts]
+    if not missing:
+        return _check("networks", Severity.PASS, f"{dest} has {join_or([n.name for n in nets])}")
+    found = f"{dest} has no PIF on network {join_or(missing)}: {plan.vm.name} cannot start there"
+    fix = "pick a host with those networks, or add a PIF on them to the host"
+    if plan.vm.power_state != "Running":
+        return _check("networks", Severity.WARNING, found + " (it stays halted now)", fix)
+    return _check("networks", Severity.BLOCKER, found, fix + ", then Re-check")
+
+
+def _devices(plan: Plan, pool: PoolFacts) -> Check | None:
+    """Passed-through hardware (PCI, vGPU, USB) is not moved live by xapi, and offline the
+    destination must have the same device for the VM to start."""
+    devices = plan.vm.devices
+    if not devices or plan.vm.power_state != "Running":
+        return None
+    dest = _host_name(pool, plan.dest_host_ref)
+    found = f"{plan.vm.name} has a {join_or(list(devices))} passed through"
+    if plan.mode == "live":
+        return _check(
+            "devices",
+            Severity.BLOCKER,
+            f"{found}: xapi does not migrate it live",
+            f"Switch to offline, after checking {dest} has the same device",
+            Fix.SWITCH_TO_OFFLINE,
+        )
+    return _check(
+        "devices",
+        Severity.WARNING,
+        f"{found}: it starts on {dest} only if {dest} has the same device",
+        f"check {dest}'s devices before approving",
+    )
 
 
 def _guest_tools(plan: Plan) -> Check | None:

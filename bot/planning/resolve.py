@@ -7,10 +7,10 @@ miss), so "did you mean" and "which one?" are decided and worded in one tested p
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from bot.models import DiskFacts
+from bot.models import DiskFacts, SRFacts, sr_label
 
 MAX_SUGGESTIONS = 3
 _CUTOFF = 0.6  # difflib's default: "vm0l" finds "vm01", "web" does not find "db"
@@ -136,6 +136,42 @@ def resolve_disk(selector: str, disks: Sequence[DiskFacts]) -> DiskFacts:
         ),
         choice=lambda d: (d.vdi_uuid, disk_label(d)),
         suggestions=lambda: [disk_label(d) for d in sorted(disks, key=_userdevice_order)],
+    )
+
+
+def resolve_sr(
+    text: str, srs: Sequence[SRFacts], hosts: Mapping[str, str], dest_ref: str
+) -> SRFacts:
+    """The SR `sr=` means: a UUID, a name, `<name> on <host>`, or `local` (the destination's
+    own SR). A name several SRs share is never picked silently: the error lists them as
+    `sr="<name> on <host>"` choices."""
+    needle = text.strip()
+    disks = [sr for sr in srs if sr.takes_disks]
+    if needle.lower() == "local":
+        own = [sr for sr in disks if not sr.shared and sr.hosts == {dest_ref}]
+        if not own:
+            reached = join_or([sr_label(sr, hosts) for sr in disks if dest_ref in sr.hosts])
+            raise ResolveError(
+                f"{hosts.get(dest_ref, dest_ref)} has no local SR for VM disks; it reaches "
+                f"{reached or 'no SR'}"
+            )
+        return _pick(
+            "SR",
+            needle,
+            tiers=(own,),
+            choice=lambda sr: (sr.uuid, sr_label(sr, hosts)),
+            suggestions=lambda: (),
+        )
+    return _pick(
+        "SR",
+        needle,
+        tiers=(
+            [sr for sr in srs if needle and sr.uuid.lower() == needle.lower()],
+            [sr for sr in srs if needle and sr_label(sr, hosts) == needle and sr.name != needle],
+            [sr for sr in srs if needle and sr.name == needle],
+        ),
+        choice=lambda sr: (sr.uuid, f'sr="{sr_label(sr, hosts)}"'),
+        suggestions=lambda: did_you_mean(needle, sorted({sr_label(sr, hosts) for sr in srs})),
     )
 
 

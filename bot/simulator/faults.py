@@ -28,6 +28,7 @@ class Timing:
     lock_wait_s: float = 60.0  # xapi waits up to 2 h on a busy VM before failing
     agent_restart_delay_s: float = 1.0
     agent_down_s: float = 5.0
+    guest_agent_s: float = 4.0  # a started or moved guest's agent reports again after this
     session_idle_s: float = 86400.0
     tick_s: float = 0.05
     max_storage_migrations: int = 3
@@ -58,6 +59,8 @@ class Faults:
     latency_s: float = 0.0  # real seconds added to every call (benchmarks)
     session_max_calls: int | None = None  # a session expires after this many calls
     start_failures: dict[str, list[list[str]]] = field(default_factory=dict)  # VM -> errors
+    silent_agents: set[str] = field(default_factory=set)  # VMs whose agent never reports
+    new_addresses: dict[str, str] = field(default_factory=dict)  # VM -> its next address
     down_hosts: set[str] = field(default_factory=set)  # addresses refusing connections
     on_down_hosts: list[Callable[[], None]] = field(default_factory=list)  # server hooks
     deny_task_destroy: bool = False  # task.destroy: RBAC_PERMISSION_DENIED (task.destroy/any)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.simulator.pool import REGISTRY, Method, Simulator
+from bot.simulator.rules import refresh_allowed
 from bot.simulator.schema import CLASSES, FIELDS, MAPS, NAMED, SETS, WRITABLE
 from bot.simulator.wire import XapiError
 
@@ -103,12 +104,14 @@ def _add_to(sim: Simulator, cls: str, ref: str, field: str, key: str, value: str
     if key in record[field]:
         raise XapiError("MAP_DUPLICATE_KEY", cls, field, record["uuid"], key)
     sim.db.update(cls, ref, **{field: {**record[field], key: _typed_str(value)}})
+    refresh_allowed(sim, cls, ref)  # blocked_operations change what xapi allows
     return ""
 
 
 def _remove_from(sim: Simulator, cls: str, ref: str, field: str, key: str) -> str:
     record = sim.db.get(cls, ref)
     sim.db.update(cls, ref, **{field: {k: v for k, v in record[field].items() if k != key}})
+    refresh_allowed(sim, cls, ref)
     return ""
 
 

@@ -28,25 +28,23 @@ def _forced(options: dict[str, Any]) -> bool:
 
 
 def _mobility(sim: Simulator, vm: str, options: dict[str, Any]) -> None:
-    """Checks xapi makes for a running VM whose memory moves."""
-    record = rules.vm(sim, vm)
-    if record["platform"].get("nomigrate") in TRUE:
-        raise XapiError("VM_IS_IMMOBILE", vm)
-    if record["attached_PCIs"]:
-        raise XapiError("VM_HAS_PCI_ATTACHED", vm)
-    if not rules.has_tools(sim, vm) and not _forced(options):
-        raise XapiError("VM_LACKS_FEATURE", vm)
+    """Checks xapi makes for a running VM whose memory moves (at the run only)."""
+    error = rules.feature_error(sim, vm, "pool_migrate", forced=_forced(options))
+    if error is not None:
+        raise error
 
 
 def _check_migrate_send(
     sim: Simulator, vm: str, dest: Any, vdi_map: Any, vif_map: Any, options: Any
 ) -> str:
-    """assert_can_migrate's rules; returns the destination host."""
+    """assert_can_migrate's rules; returns the destination host. Like xapi's, they leave
+    out guest tools, nomigrate, PCI/USB/vGPU and blocked operations (`xapi_vm_lifecycle.ml`
+    `check_op_for_feature` runs with the operation itself)."""
     if not isinstance(dest, dict) or "host" not in dest:
         raise XapiError("INTERNAL_ERROR", "migrate_send: destination map lacks 'host'")
     host = dest["host"]
     sim.db.get("host", host)
-    rules.assert_operable(sim, vm, "migrate_send")
+    rules.assert_operable(sim, vm, "migrate_send", blocked=False)
     if vif_map:
         raise XapiError(
             "OPERATION_NOT_ALLOWED",
@@ -67,8 +65,6 @@ def _check_migrate_send(
             raise XapiError("VM_REQUIRES_SR", vm, sr)
         if record["SR"] != sr and record["cbt_enabled"]:
             raise XapiError("VDI_CBT_ENABLED", vdi)
-    if rules.vm(sim, vm)["power_state"] == "Running":
-        _mobility(sim, vm, options)
     rules.assert_host_usable(sim, host)
     rules.assert_memory(sim, vm, host)
     return host
@@ -179,6 +175,9 @@ def migrate_send(
     vdi_format_map: dict | None = None,
 ) -> Proc:
     host = _check_migrate_send(sim, vm, dest, vdi_map, vif_map, options)
+    rules.assert_operable(sim, vm, "migrate_send")  # blocked operations: found at the run
+    if rules.vm(sim, vm)["power_state"] == "Running":
+        _mobility(sim, vm, options)  # found at the run: xapi's assert_can_migrate skips it
     if _storage_migrations(sim) >= sim.timing.max_storage_migrations:
         raise XapiError("TOO_MANY_STORAGE_MIGRATES", sim.timing.max_storage_migrations)
     moving = _moving(sim, vdi_map)

@@ -97,6 +97,7 @@ class Simulator:
         self.credentials = (username, password)
         self.load: dict[str, float] = {}  # VM ref -> CPU usage 0..1 (query_data_source)
         self.agent_down_until: dict[str, float] = {}  # host ref -> simulator time
+        self.guest_agent_due: dict[str, float] = {}  # VM ref -> when its agent reports
         self.pool_ref = NULL_REF
         self._running: list[_Running] = []
         self._cancel_requested: set[str] = set()
@@ -143,6 +144,28 @@ class Simulator:
                         self._resume(run, None)
                         progressed = True
             self._apply_agent_restarts()
+            self._report_guest_agents()
+
+    def _report_guest_agents(self) -> None:
+        """A guest's agent reports (live, its addresses) a while after the VM started or
+        moved; the faults keep one silent or give it a new address."""
+        for vm, due in list(self.guest_agent_due.items()):
+            if self.now() < due or vm in self.faults.silent_agents:
+                continue
+            del self.guest_agent_due[vm]
+            metrics = self.db.get("VM", vm)["guest_metrics"] if self.db.exists("VM", vm) else ""
+            if not self.db.exists("VM_guest_metrics", metrics):
+                continue
+            networks = dict(self.db.get("VM_guest_metrics", metrics)["networks"])
+            if vm in self.faults.new_addresses:
+                networks["0/ip"] = self.faults.new_addresses.pop(vm)
+            self.db.update(
+                "VM_guest_metrics",
+                metrics,
+                live=True,
+                networks=networks,
+                last_updated=wire_time(self.now()),
+            )
 
     def _apply_agent_restarts(self) -> None:
         from bot.simulator.services import finish_agent_restart

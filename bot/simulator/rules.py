@@ -31,14 +31,14 @@ def vm(sim: Simulator, ref: str) -> dict:
     return sim.db.get("VM", ref)
 
 
-def assert_operable(sim: Simulator, ref: str, op: str) -> None:
-    """Template, snapshot, power state and blocked-operation checks for `op`."""
+def assert_operable(sim: Simulator, ref: str, op: str, blocked: bool = True) -> None:
+    """Template, snapshot, power state and (with `blocked`) blocked-operation checks."""
     record = vm(sim, ref)
     if record["is_a_template"] and op != "destroy":
         raise XapiError("VM_IS_TEMPLATE", ref, op)
     if record["is_a_snapshot"] and op != "destroy":
         raise XapiError("VM_IS_SNAPSHOT", ref, op)
-    if op in record["blocked_operations"]:
+    if blocked and op in record["blocked_operations"]:
         raise XapiError("OPERATION_BLOCKED", ref, record["blocked_operations"][op])
     allowed = ALLOWED_POWER[op]
     if record["power_state"] not in allowed and not (op == "destroy" and record["is_a_snapshot"]):
@@ -85,15 +85,43 @@ def clear_operation(sim: Simulator, cls: str, ref: str, task: str) -> None:
         refresh_allowed(sim, cls, ref)
 
 
+MOVES = ("pool_migrate", "migrate_send")
+TRUE = ("true", "on", "1")
+
+
+def feature_error(sim: Simulator, ref: str, op: str, forced: bool = False) -> XapiError | None:
+    """What the operation itself refuses for a running VM, and xapi's pre-check does not
+    look at (`xapi_vm_lifecycle.ml`, `check_op_for_feature`): an immobile VM, a PCI device,
+    no guest tools for a move or a clean shutdown."""
+    record = vm(sim, ref)
+    if record["power_state"] != "Running":
+        return None
+    if op in MOVES and record["platform"].get("nomigrate") in TRUE:
+        return XapiError("VM_IS_IMMOBILE", ref)
+    if op in MOVES and record["attached_PCIs"]:
+        return XapiError("VM_HAS_PCI_ATTACHED", ref)
+    needs_tools = op == "clean_shutdown" or (op in MOVES and not forced)
+    if needs_tools and not has_tools(sim, ref):
+        return XapiError("VM_LACKS_FEATURE", ref)
+    return None
+
+
 def refresh_allowed(sim: Simulator, cls: str, ref: str) -> None:
-    """xapi's advisory allowed_operations: empty while busy, else what the power state allows."""
+    """xapi's advisory allowed_operations: empty while busy, else what the power state, the
+    blocked operations and the guest's features allow."""
     if cls != "VM":
         return
     record = vm(sim, ref)
     allowed = (
         []
         if record["current_operations"]
-        else [op for op, states in ALLOWED_POWER.items() if record["power_state"] in states]
+        else [
+            op
+            for op, states in ALLOWED_POWER.items()
+            if record["power_state"] in states
+            and op not in record["blocked_operations"]
+            and feature_error(sim, ref, op) is None
+        ]
     )
     if record["allowed_operations"] != allowed:
         sim.db.update("VM", ref, allowed_operations=allowed)
@@ -213,6 +241,19 @@ def place(sim: Simulator, ref: str, host: str, power_state: str) -> None:
             sim.db.update("host", h, resident_VMs=resident)
     refresh_allowed(sim, "VM", ref)
     refresh_host_metrics(sim, *({old, host} - {NULL_REF}))
+    if old != host:
+        _agent_away(sim, ref, running=power_state == "Running")
+
+
+def _agent_away(sim: Simulator, ref: str, running: bool) -> None:
+    """The guest agent goes quiet when its VM stops, starts or moves; a running guest's
+    reports again after `Timing.guest_agent_s`."""
+    metrics = vm(sim, ref)["guest_metrics"]
+    if sim.db.exists("VM_guest_metrics", metrics):
+        sim.db.update("VM_guest_metrics", metrics, live=False)
+    sim.guest_agent_due.pop(ref, None)
+    if running:
+        sim.guest_agent_due[ref] = sim.now() + sim.timing.guest_agent_s
 
 
 def progress(

@@ -47,7 +47,7 @@ def read(name_or_path: str) -> dict[str, Any]:
         text = resources.files("bot.simulator").joinpath(f"scenarios/{name_or_path}.yaml")
         return yaml.safe_load(text.read_text())
     except FileNotFoundError:
-        raise ValueError(f"no scenario {name_or_path!r} (built-in: demo, old, large)") from None
+        raise ValueError(f"no scenario {name_or_path!r} (built-in: demo, large, old)") from None
 
 
 def _large_args(name: str) -> dict[str, int]:
@@ -260,7 +260,9 @@ class _Builder:
         )
         metrics = self.db.create("VM_metrics", VCPUs_number=vcpus, memory_actual=memory, hvm=not pv)
         tools = spec.get("tools", True)
-        guest = self._guest_metrics(spec) if tools and not template else NULL_REF
+        guest = (
+            self._guest_metrics(spec, power == "Running") if tools and not template else NULL_REF
+        )
         self.db.update("VM", ref, metrics=metrics, guest_metrics=guest)
         if power == "Running" and not control:
             self.sim.load[ref] = float(spec.get("cpu", 0.1))
@@ -288,7 +290,7 @@ class _Builder:
         refresh_allowed(self.sim, "VM", ref)
         return ref
 
-    def _guest_metrics(self, spec: dict[str, Any]) -> str:
+    def _guest_metrics(self, spec: dict[str, Any], live: bool) -> str:
         """Current tools, or with `tools: old` only a driver version (no PV_drivers_detected,
         no feature flags): what xapi goes by for tools older than XenServer 7.0."""
         old = spec.get("tools") == "old"
@@ -299,7 +301,15 @@ class _Builder:
             PV_drivers_version=OLD_TOOLS if old else CURRENT_TOOLS,
             other={} if old else {"feature-suspend": "1", "feature-shutdown": "1"},
             os_version={"name": spec.get("os", "Debian GNU/Linux 12")},
+            networks={"0/ip": spec.get("ip") or self._address()},
+            live=live,
+            last_updated=wire_time(self.sim.now() - 3600),
         )
+
+    def _address(self) -> str:
+        """A guest's IPv4 address, unique in the pool: 10.0.x.y in VM creation order."""
+        n = len(self.db.tables["VM_guest_metrics"])
+        return f"10.0.{n // 250}.{n % 250 + 2}"
 
     def _iso(self, cd: object) -> str:
         """`cd: true` is an empty drive; `cd: <iso name>` has that ISO of a library in it."""

@@ -149,8 +149,9 @@ class Notifier:
                     message = blocks.stuck_message(self.card(req), text, list(others))
                     self._announce(rid, message, State.STUCK)
                 self.refresh(rid)
-            case ev.Note(text=text):
-                self.reply(rid, blocks.thread_line(with_mentions(text), now, "⚠️"))
+            case ev.Note(text=text, warning=warning):
+                icon = "⚠️" if warning else "✅"
+                self.reply(rid, blocks.thread_line(with_mentions(text), now, icon))
             case ev.Cleared(text=text):
                 line = blocks.thread_line(with_mentions(text), now, "✅")
                 self._announce(rid, line, State.SUCCEEDED)

@@ -109,7 +109,7 @@ class Xapi:
         self._idle: queue.LifoQueue[XenAPI.Session] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(max_sessions)
         self._lock = threading.Lock()
-        self._open: list[XenAPI.Session] = []
+        self._open: dict[XenAPI.Session, str] = {}  # session -> the URL it logged in at
         self._hosts: dict[str, str] = {}  # every host's address -> name, read at login
         if config.url.startswith("https") and not config.verify_tls:
             log.warning("XEN_VERIFY_TLS is off: the pool's certificate is not checked")
@@ -139,11 +139,12 @@ class Xapi:
                     f"XAPI session could not be renewed: {fault.faultString}"
                 ) from None
             except NETWORK_ERRORS as error:
+                failed = self._open.get(session, self._url)
                 self._discard(session)
                 self.stats.unavailable += 1
                 if not _unreached(error):
                     raise _unavailable(error) from None
-                self._find_master(error)
+                self._find_master(error, failed)
                 continue
             except BaseException:  # the caller's own error (a typo'd name): the session is fine
                 self._checkin(session)
@@ -155,8 +156,9 @@ class Xapi:
     def open_session(self, timeout: float | None = None) -> XenAPI.Session:
         """A session outside the pool (the event watcher's own, with its longer timeout)."""
         for _ in range(MAX_MASTER_HOPS):
+            url = self._url
             try:
-                return self._login(timeout or self.config.timeout)
+                return self._login(url, timeout or self.config.timeout)
             except XenAPI.Failure as failure:
                 if failure.details and failure.details[0] == "HOST_IS_SLAVE":
                     self._follow(failure.details)
@@ -165,26 +167,25 @@ class Xapi:
             except NETWORK_ERRORS as error:
                 if not _unreached(error):
                     raise _unavailable(error) from None
-                self._find_master(error)
+                self._find_master(error, url)
         raise XapiUnavailable("the pool master keeps moving; try again")
 
     def end_session(self, session: XenAPI.Session) -> None:
         """Log out of a session from `open_session`."""
         with self._lock:
-            if session in self._open:
-                self._open.remove(session)
+            self._open.pop(session, None)
         _logout(session)
 
     def close(self) -> None:
         """Log out of every session (xapi keeps them 24 h otherwise)."""
         with self._lock:
-            sessions, self._open = self._open, []
+            sessions, self._open = list(self._open), {}
         for session in sessions:
             _logout(session)
 
-    def _login(self, timeout: float) -> XenAPI.Session:
-        transport = _transport(self._url, self.config, timeout, self.stats)
-        session = XenAPI.Session(self._url, transport=transport)
+    def _login(self, url: str, timeout: float) -> XenAPI.Session:
+        transport = _transport(url, self.config, timeout, self.stats)
+        session = XenAPI.Session(url, transport=transport)
         try:
             session.xenapi.login_with_password(
                 self.config.username, self.config.password, "2.0", ORIGINATOR
@@ -193,7 +194,7 @@ class Xapi:
             session("close")()
             raise
         with self._lock:
-            self._open.append(session)
+            self._open[session] = url
         self._remember_hosts(session)
         return session
 
@@ -225,8 +226,7 @@ class Xapi:
 
     def _discard(self, session: XenAPI.Session) -> None:
         with self._lock:
-            if session in self._open:
-                self._open.remove(session)
+            self._open.pop(session, None)
         session("close")()
         self._slots.release()
 
@@ -237,11 +237,13 @@ class Xapi:
             raise XapiUnavailable("a pool member answered, but did not name its master")
         self._move_to(master)
 
-    def _find_master(self, error: OSError) -> None:
-        """The master is down: move to the master a member names, or to a member that logs
-        us in (it was made master). Raise when no member answers, or when they all still
-        name the dead master: only a person should promote one."""
-        dead = urlsplit(self._url).hostname or ""
+    def _find_master(self, error: OSError, failed: str) -> None:
+        """The master at `failed` is down: move to the master a member names, or to a
+        member that logs us in (it was made master). Raise when no member answers, or when
+        they all still name the dead master: only a person should promote one."""
+        if failed != self._url:
+            return  # another call found the master meanwhile: try there
+        dead = urlsplit(failed).hostname or ""
         answered = False
         for address in sorted(self._hosts.keys() - {dead}):
             master = self._ask(address)

@@ -7,6 +7,7 @@ records are read only after a miss, to suggest the names the user probably meant
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,11 +18,13 @@ from bot.models import (
     DiskFacts,
     HostFacts,
     Inventory,
+    NetworkFacts,
     PoolFacts,
     SnapshotDisk,
     SnapshotFacts,
     SRFacts,
     VMFacts,
+    sr_label,
 )
 
 NULL = "OpaqueRef:NULL"
@@ -84,13 +87,31 @@ def read_pool(x: Any) -> PoolFacts:
         )
         for ref, s in srs.items()
     }
+    names = {ref: h.name for ref, h in host_facts.items()}
+    repeated = Counter(s.name for s in sr_facts.values())
+    sr_facts = {
+        ref: replace(s, label=sr_label(s, names)) if repeated[s.name] > 1 else s
+        for ref, s in sr_facts.items()
+    }
     return PoolFacts(
         name=pool["name_label"],
         master_ref=pool["master"],
         ha_enabled=pool["ha_enabled"],
         hosts=host_facts,
         srs=sr_facts,
+        networks=_networks(x),
     )
+
+
+def _networks(x: Any) -> dict[str, NetworkFacts]:
+    """Each network and the hosts with a PIF on it (two bulk reads)."""
+    pif_hosts = {ref: pif["host"] for ref, pif in x.PIF.get_all_records().items()}
+    return {
+        ref: NetworkFacts(
+            ref, n["name_label"], frozenset(pif_hosts[p] for p in n["PIFs"] if p in pif_hosts)
+        )
+        for ref, n in x.network.get_all_records().items()
+    }
 
 
 def with_free_memory(x: Any, pool: PoolFacts, host_ref: str) -> PoolFacts:
@@ -174,7 +195,17 @@ def vm_facts(x: Any, vm: VMRef) -> VMFacts:
         snapshot_disks=tuple(snapshot_disks),
         has_guest_tools=_has_tools(x, record),
         cpu_usage=_cpu(x, vm),
+        allowed_operations=frozenset(record.get("allowed_operations", ())),
+        blocked_operations=dict(record.get("blocked_operations", {})),
+        networks=tuple(dict.fromkeys(x.VIF.get_network(vif) for vif in record["VIFs"])),
+        devices=_devices(record),
     )
+
+
+def _devices(record: dict[str, Any]) -> tuple[str, ...]:
+    """Hardware passed through to the VM, which only some hosts have."""
+    kinds = (("attached_PCIs", "PCI device"), ("VGPUs", "vGPU"), ("VUSBs", "USB device"))
+    return tuple(name for field, name in kinds if record.get(field))
 
 
 def _disk(vbd_ref: str, vbd: dict[str, Any], vdi: dict[str, Any]) -> DiskFacts:
@@ -297,6 +328,7 @@ def _data_source(x: Any, ref: str, name: str) -> float | None:
 def inventory(x: Any) -> Inventory:
     """Every VM, host and SR by name, for the modal's searches (read all VMs: cache it)."""
     pool = read_pool(x)
+    names = {h.ref: h.name for h in pool.hosts.values()}
     vms = [
         Choice(f"{r['name_label']} ({where(vm_ref_of(ref, r), pool)})", r["uuid"])
         for ref, r in x.VM.get_all_records().items()
@@ -306,7 +338,9 @@ def inventory(x: Any) -> Inventory:
         vms=tuple(sorted(vms, key=lambda c: c.text.lower())),
         hosts=tuple(Choice(h.name, h.uuid) for h in sorted(pool.hosts.values(), key=_name)),
         srs=tuple(
-            Choice(s.name, s.uuid) for s in sorted(pool.srs.values(), key=_name) if s.takes_disks
+            Choice(sr_label(s, names), s.uuid)
+            for s in sorted(pool.srs.values(), key=lambda s: sr_label(s, names).lower())
+            if s.takes_disks
         ),
     )
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import xmlrpc.client
+from datetime import UTC, datetime
 from typing import Any
 
 import XenAPI
 
-from bot.models import BootOption, HostLoad, Leftover, Plan, VMState
+from bot.models import BootOption, GuestAgent, HostLoad, Leftover, Plan, VMState
 
 log = logging.getLogger(__name__)
 NULL = "OpaqueRef:NULL"
@@ -43,7 +44,7 @@ def assert_can_migrate(x: Any, plan: Plan) -> list[str] | None:
     try:
         if plan.call == "migrate_send":
             token = x.host.migrate_receive(host, migration_network(x, host), {})
-            live = plan.vm.power_state == "Running"
+            live = plan.mode == "live"
             x.VM.assert_can_migrate(vm, token, live, plan.vdi_map, {}, {})
         elif plan.vm.power_state == "Halted" or plan.call == "pool_migrate":
             x.VM.assert_can_boot_here(vm, host)
@@ -211,6 +212,25 @@ def boot_options(x: Any, vm: str, preferred: list[str]) -> list[BootOption]:
             refusal = tuple(str(part) for part in failure.details)
         options.append(BootOption(ref, host["uuid"], host["name_label"], refusal))
     return options
+
+
+def guest_agent(x: Any, vm_uuid: str) -> GuestAgent:
+    """The VM's guest metrics as a typed record: `live`, the addresses in `networks`
+    ("0/ip", "0/ipv6/0", ...) and `last_updated`, an XML-RPC DateTime in UTC."""
+    metrics = x.VM.get_guest_metrics(x.VM.get_by_uuid(vm_uuid))
+    if metrics == NULL:
+        return GuestAgent(False, (), None)
+    try:
+        record = x.VM_guest_metrics.get_record(metrics)
+    except XenAPI.Failure:
+        return GuestAgent(False, (), None)  # gone between the two reads
+    stamp = str(getattr(record.get("last_updated"), "value", record.get("last_updated", "")))
+    try:
+        when = datetime.strptime(stamp, "%Y%m%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        when = None
+    addresses = tuple(sorted(set(record.get("networks", {}).values())))
+    return GuestAgent(bool(record.get("live")), addresses, when if when and when > 0 else None)
 
 
 def host_ref(x: Any, uuid: str) -> str:

@@ -174,8 +174,8 @@ class TaskWatcher:
 
     def _recount(self, counts: dict[str, int]) -> None:
         """xapi counts fewer tasks than we know: some vanished with no `del` event. Read the
-        tasks someone waits for again (HANDLE_INVALID: gone) and forget the others, which
-        their next event brings back; a count above ours is tasks whose events are coming."""
+        tasks someone waits for again (HANDLE_INVALID: gone) and forget the others (a wait
+        reads its task itself). A count above ours is harmless: tasks we never needed."""
         with self._cond:
             if counts.get("task", len(self._tasks)) >= len(self._tasks):
                 return

@@ -41,9 +41,9 @@ def test_a_leftover_after_success_is_cleared_by_a_members_restart(rig: Rig) -> N
     assert rig.run(req.id).state == State.SUCCEEDED
     (task,) = [e.details for e in rig.store.audit_events(request_id=req.id) if e.action == "task"]
     assert task["step"] == "migrate" and task["host"] == "host2"  # xapi ran it on vm02's host
-    assert rig.engine.due() == []
+    assert ("stuck", req.id) not in rig.engine.due()
     rig.pool.clock.advance(GRACE)
-    assert rig.engine.due() == [("stuck", req.id)]
+    assert ("stuck", req.id) in rig.engine.due()
     assert rig.engine.check_stuck(req.id).state == State.STUCK
     (stuck,) = rig.of(ev.Stuck, req.id)
     assert stuck.host_name == "host2" and "member" in stuck.text

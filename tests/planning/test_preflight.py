@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.models import Check, Fix, Severity
+from bot.models import Check, Fix, NetworkFacts, Severity
 from bot.planning.preflight import (
     KEYS,
     blocking,
@@ -55,8 +55,9 @@ def nfs2_free(free: int):
 
 
 def test_live_storage_move_shows_every_item_in_order():
-    """A live migrate_send covers every key, in KEYS order, passes included."""
-    assert tuple(run(sr="nfs1")) == KEYS
+    """A live migrate_send covers every key, in KEYS order, passes included (devices only
+    when the VM has some passed through)."""
+    assert tuple(run(sr="nfs1")) == tuple(k for k in KEYS if k != "devices")
 
 
 def test_halted_vm_omits_items_that_need_a_running_vm():
@@ -474,3 +475,47 @@ def test_is_excluded_from_backup_matches_xo_rule():
 def test_recommended_mode(vm, mode):
     """Live only for a running VM with tools that is not heavily loaded."""
     assert recommended_mode(vm, cpu_threshold=0.8) == mode
+
+
+# What xapi checks only when the migration runs
+
+
+def test_a_blocked_operation_the_plan_needs_is_a_blocker():
+    """Someone blocked migrate_send: the checklist says so and how to lift it."""
+    vm = make_vm(blocked_operations={"migrate_send": "backup window"})
+    found = check("operations", vm, sr="nfs1")
+    assert found.severity == BLOCKER and "blocked migrate_send" in found.reason
+    assert "backup window" in found.reason and "param-key=migrate_send" in found.fix
+
+
+def test_an_operation_xapi_does_not_allow_now_is_a_blocker():
+    """pool_migrate missing from allowed_operations (a tools-bearing, idle VM): blocker."""
+    vm = make_vm(allowed_operations=frozenset({"clean_shutdown"}))
+    assert check("operations", vm, sr="nfs1").severity == BLOCKER
+    offline = check("operations", vm, mode="offline", sr="nfs1")
+    assert offline.severity == PASS  # the shutdown is what it asks of xapi now
+
+
+def test_an_offline_move_is_checked_for_its_start_before_the_shutdown():
+    """start_on blocked: the offline plan is refused before anything is shut down."""
+    vm = make_vm(blocked_operations={"start_on": ""})
+    found = check("operations", vm, mode="offline", sr="nfs1")
+    assert found.severity == BLOCKER and "start_on" in found.reason
+
+
+def test_a_network_the_destination_lacks_is_a_blocker():
+    """The VM is on a network with PIFs on host1 and host2 only; host3 has none."""
+    dmz = NetworkFacts(ref("net-dmz"), "dmz", frozenset({ref("host1"), ref("host2")}))
+    pool = make_pool()
+    pool = replace(pool, networks={**pool.networks, dmz.ref: dmz})
+    vm = make_vm(networks=(ref("net-lan"), dmz.ref))
+    found = check("networks", vm, pool, mode="offline", sr="nfs1")
+    assert found.severity == BLOCKER and "host3 has no PIF on network dmz" in found.reason
+    assert check("networks", vm, pool, to="host2", sr="nfs1").severity == PASS
+
+
+def test_passed_through_devices_block_a_live_move_and_warn_an_offline_one():
+    """A PCI device: xapi does not move it live; offline the destination needs one too."""
+    vm = make_vm(devices=("PCI device",))
+    assert check("devices", vm, sr="nfs1").severity == BLOCKER
+    assert check("devices", vm, mode="offline", sr="nfs1").severity == WARNING

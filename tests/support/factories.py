@@ -14,6 +14,7 @@ from bot.models import (
     DiskFacts,
     HostFacts,
     Mode,
+    NetworkFacts,
     Plan,
     PoolFacts,
     ShutdownKind,
@@ -75,12 +76,14 @@ def make_pool() -> PoolFacts:
         sr("nfs2", HOSTS, 1 * TiB, 900 * GiB),
         *(sr(f"local-{h}", (h,), 500 * GiB, 100 * GiB) for h in HOSTS),
     ]
+    lan = NetworkFacts(ref("net-lan"), "lan", frozenset(ref(h) for h in HOSTS))
     return PoolFacts(
         name="pool-a",
         master_ref=ref("host1"),
         ha_enabled=False,
         hosts={ref(h): host(h) for h in HOSTS},
         srs={s.ref: s for s in srs},
+        networks={lan.ref: lan},
     )
 
 
@@ -139,6 +142,10 @@ def make_vm(sr_name: str = "local-host1", **changes: object) -> VMFacts:
         snapshot_disks=snap_disks,
         has_guest_tools=True,
         cpu_usage=0.2,
+        allowed_operations=frozenset(
+            {"pool_migrate", "migrate_send", "clean_shutdown", "hard_shutdown", "shutdown"}
+        ),
+        networks=(ref("net-lan"),),
     )
     return replace(facts, **changes)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import XenAPI
@@ -146,6 +148,44 @@ def test_a_dead_master_is_replaced_by_the_one_members_name(
     master = xapi.call(lambda x: x.host.get_name_label(x.pool.get_master(x.pool.get_all()[0])))
     assert master == new_master
     assert xapi.url == f"http://{address}:{pool.server.port}"
+
+
+def test_calls_in_flight_when_the_master_dies_all_reach_the_new_one(pool: Pool, xapi: Xapi) -> None:
+    """Two calls hold sessions to the master as it dies; the first finds host3. The second,
+    refused later, goes there too, and does not take host3 for the dead master."""
+    holding = threading.Barrier(3)
+    fault_set, first_done = threading.Event(), threading.Event()
+    answers: dict[str, object] = {}
+
+    def call(name: str, turn: threading.Event) -> None:
+        waited: list[bool] = []
+
+        def read_master(x: Any) -> str:
+            if not waited:  # the first try only: a retry runs at once
+                waited.append(True)
+                holding.wait(5)
+                turn.wait(5)
+            return x.host.get_name_label(x.pool.get_master(x.pool.get_all()[0]))
+
+        try:
+            answers[name] = xapi.call(read_master)
+        except XapiUnavailable as error:
+            answers[name] = error
+
+    threads = {
+        "first": threading.Thread(target=call, args=("first", fault_set)),
+        "second": threading.Thread(target=call, args=("second", first_done)),
+    }
+    for thread in threads.values():
+        thread.start()
+    holding.wait(5)
+    pool.sim.faults.set_host_down(MASTER)
+    move_master(pool.sim, pool.sim.db.find("host", name_label="host3")[0])
+    fault_set.set()
+    threads["first"].join(10)
+    first_done.set()
+    threads["second"].join(10)
+    assert answers == {"first": "host3", "second": "host3"}
 
 
 def test_a_pool_that_does_not_answer_at_all_gets_no_advice(pool: Pool, xapi: Xapi) -> None:

@@ -65,12 +65,15 @@ def test_follows_host_is_slave_to_the_new_master(pool: Pool, xapi: Xapi) -> None
     assert xapi.url == f"http://127.0.0.2:{pool.server.port}"
 
 
-def test_pool_facts_in_five_calls(pool: Pool, xapi: Xapi) -> None:
-    """read_pool makes five bulk calls and knows masters, SR reachability and memory."""
+def test_pool_facts_in_seven_calls(pool: Pool, xapi: Xapi) -> None:
+    """read_pool makes seven bulk calls (pool, host, host_metrics, PBD, SR, PIF, network)
+    and knows masters, SR reachability, networks and memory."""
     xapi.call(lambda x: None)  # log in first (a login also reads the hosts' addresses)
     pool.sim.calls.reset()
     facts_ = xapi.call(facts.read_pool)
-    assert pool.sim.calls.total == 5
+    assert pool.sim.calls.total == 7
+    dmz = next(n for n in facts_.networks.values() if n.name == "dmz")
+    assert {facts_.hosts[h].name for h in dmz.hosts} == {"host1", "host2"}
     hosts = {h.name: h for h in facts_.hosts.values()}
     assert hosts["host1"].is_master and not hosts["host2"].is_master
     srs = {s.name: s for s in facts_.srs.values()}
@@ -109,6 +112,7 @@ def test_find_vm_by_uuid_did_you_mean_and_ambiguity(pool: Pool, xapi: Xapi) -> N
 
 def test_vm_lookup_cost_does_not_grow_with_the_pool(pool: Pool, xapi: Xapi) -> None:
     """Finding vm01 and its facts never reads all VM records."""
+    xapi.call(lambda x: None)  # log in first (a login also reads the hosts' addresses)
     pool.sim.calls.reset()
     pool_facts = xapi.call(facts.read_pool)
     xapi.call(lambda x: facts.vm_facts(x, find_vm(x, "vm01", pool_facts)))
@@ -139,7 +143,7 @@ def test_watcher_reports_a_vanished_task(pool: Pool, xapi: Xapi) -> None:
     try:
         vm, host = pool.ref("VM", "vm02"), pool.ref("host", "host3")
         task = xapi.call(lambda x: x.Async.VM.pool_migrate(vm, host, {}))
-        xapi.call(lambda x: ops.restart_agent(x, pool.ref("host", "host1")))
+        xapi.call(lambda x: ops.restart_agent(x, pool.x.host.get_uuid(pool.ref("host", "host1"))))
         with Ticker(pool.clock):
             assert watcher.wait_task(task) is None
     finally:
