@@ -116,8 +116,8 @@ class VMFacts:
     disks: tuple[DiskFacts, ...]
     snapshots: tuple[SnapshotFacts, ...]
     snapshot_disks: tuple[SnapshotDisk, ...]
-    has_guest_tools: bool  # PV drivers detected (xapi's VM_LACKS_FEATURE test)
-    cpu_usage: float | None  # VM.query_data_source "cpu_usage"; None when unknown
+    has_guest_tools: bool  # what xapi's feature check accepts (drivers, suspend, PV guest)
+    cpu_usage: float | None  # "cpu_usage", or the mean of cpu0..cpuN; None when unknown
     # What xapi offers now (None: not read) and what someone blocked (op -> reason):
     # its pre-check does not look at them, the operation itself does.
     allowed_operations: frozenset[str] | None = None

@@ -220,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config.set_defaults(handler=_check_config)
     sim = sub.add_parser("simulator", help="serve a simulated XAPI pool on 127.0.0.1")
-    sim.add_argument("--scenario", default="demo", help="'demo', 'large', or a YAML/JSON file")
+    sim.add_argument(
+        "--scenario",
+        default="demo",
+        help="'demo', 'old' (XenServer 7.1), 'large', or a YAML/JSON file",
+    )
     sim.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     sim.add_argument("--username", default="root")
     sim.add_argument("--password", default="secret")

@@ -31,6 +31,9 @@ class Database:
         self._stamps: dict[tuple[str, str], _Stamp] = {}
         self._deleted: list[tuple[int, str, str]] = []  # (generation, class, ref)
         self._by_uuid: dict[tuple[str, str], str] = {}
+        # Fields the pool's xapi release lacks (`schema.lacking`): kept inside, so the
+        # simulator's rules need no special case, and left out of what clients see.
+        self.lacking: dict[str, frozenset[str]] = {}
 
     def _bump(self) -> int:
         with self.lock:  # reentrant: writers from tests and tools need not hold it
@@ -93,8 +96,11 @@ class Database:
         ]
 
     def snapshot(self, cls: str, ref: str) -> dict[str, Any]:
-        """A copy of a record as get_record returns it."""
-        return copy.deepcopy(self.get(cls, ref))
+        """A copy of a record as get_record returns it (without the fields xapi lacks)."""
+        record = copy.deepcopy(self.get(cls, ref))
+        for field in self.lacking.get(cls, ()):
+            del record[field]
+        return record
 
     def events_since(self, since: int, classes: set[str]) -> list[dict[str, Any]]:
         """Coalesced events after generation `since` for the lowercase class names given."""

@@ -39,7 +39,7 @@ def resolve(sim: Simulator, name: str) -> Method | None:
     cls, verb = parts
     if f"{cls}.{verb}" in REGISTRY:
         return REGISTRY[f"{cls}.{verb}"]
-    if cls not in FIELDS:
+    if cls not in FIELDS or (verb.startswith("get_") and verb[4:] in sim.db.lacking.get(cls, ())):
         return None
     return _generic(cls, verb)
 

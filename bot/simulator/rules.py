@@ -51,11 +51,19 @@ def assert_operable(sim: Simulator, ref: str, op: str, blocked: bool = True) -> 
 
 
 def has_tools(sim: Simulator, ref: str) -> bool:
-    metrics = vm(sim, ref)["guest_metrics"]
-    if not sim.db.exists("VM_guest_metrics", metrics):
+    """xapi's feature check (`xapi_vm_lifecycle.ml` check_op_for_feature): PV drivers
+    detected or reporting a numeric version (`xapi_pv_driver_version.ml`, older tools), a
+    guest advertising suspend, or a PV guest, which needs none."""
+    record = vm(sim, ref)
+    metrics = record["metrics"]
+    if sim.db.exists("VM_metrics", metrics) and not sim.db.get("VM_metrics", metrics)["hvm"]:
+        return True
+    if not sim.db.exists("VM_guest_metrics", record["guest_metrics"]):
         return False
-    record = sim.db.get("VM_guest_metrics", metrics)
-    return record["PV_drivers_detected"] or record["other"].get("feature-suspend") == "1"
+    guest = sim.db.get("VM_guest_metrics", record["guest_metrics"])
+    version = guest["PV_drivers_version"]
+    numeric = all(str(version.get(part, "")).isdigit() for part in ("major", "minor"))
+    return guest["PV_drivers_detected"] or numeric or guest["other"].get("feature-suspend") == "1"
 
 
 def with_vm_operation(sim: Simulator, task: str, ref: str, op: str) -> Generator[Wait, None, None]:

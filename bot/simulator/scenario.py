@@ -24,6 +24,7 @@ from bot.simulator import storage
 from bot.simulator.faults import Timing
 from bot.simulator.pool import Simulator
 from bot.simulator.rules import refresh_allowed, refresh_host_metrics
+from bot.simulator.schema import FIELDS, lacking
 from bot.simulator.wire import NULL_REF, wire_int, wire_time
 
 GIB = 1024**3
@@ -109,6 +110,8 @@ class _Builder:
     def build(self, data: dict[str, Any]) -> None:
         self.db.tables["pool"].clear()
         self.release = _release(data.get("xapi", {}))
+        host = {**FIELDS["host"], **self.release}
+        self.db.lacking = lacking((int(host["API_version_major"]), int(host["API_version_minor"])))
         self.network = self.db.create(
             "network", name_label="Pool-wide network associated with eth0", bridge="xenbr0"
         )

@@ -259,6 +259,21 @@ FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Fields xapi added after the oldest release the bot supports, with the API version that
+# brought them: an older pool has neither the field in its records nor its getter (XenServer
+# 7.1 answers VDI.get_cbt_enabled with MESSAGE_METHOD_UNKNOWN; XO CHANGELOG, PR #8038).
+SINCE: dict[tuple[str, str], tuple[int, int]] = {("VDI", "cbt_enabled"): (2, 8)}
+
+
+def lacking(api: tuple[int, int]) -> dict[str, frozenset[str]]:
+    """Per class, the fields a pool of API version `api` does not have."""
+    fields: dict[str, set[str]] = {}
+    for (cls, field), since in SINCE.items():
+        if api < since:
+            fields.setdefault(cls, set()).add(field)
+    return {cls: frozenset(names) for cls, names in fields.items()}
+
+
 WRITABLE: dict[str, set[str]] = {
     "VM": {
         "name_label",

@@ -130,3 +130,22 @@ def test_toolstack_restart_refused_with_ha(rig: Rig) -> None:
     rig.pool.sim.db.update("pool", rig.pool.sim.pool_ref, ha_enabled=True)
     with pytest.raises(UserError, match="HA is enabled"):
         rig.engine.restart_toolstack(req.id, "ULEAD")
+
+
+def test_a_task_record_the_bot_cannot_destroy_needs_the_masters_restart(rig: Rig) -> None:
+    """The bot's role may not destroy tasks (RBAC): the finished task's record stays, so
+    only the master's restart clears the leftover, and the notice says it is the master
+    and that it cancels every task in the pool; its restart clears it."""
+    vm = rig.pool.ref("VM", "vm02")
+    rig.pool.sim.faults.stick_next_migration(vm)
+    rig.pool.sim.faults.deny_task_destroy = True
+    req = rig.approved("vm02 to host3")
+    assert rig.run(req.id).state == State.SUCCEEDED  # the refused destroy fails nothing
+    rig.pool.clock.advance(GRACE)
+    assert rig.engine.check_stuck(req.id).state == State.STUCK
+    (stuck,) = rig.of(ev.Stuck, req.id)
+    assert stuck.host_name == "host1" and "cancels every task in the pool" in stuck.text
+    master = agent_started(rig, "host1")
+    assert "is clear" in restart(rig, req.id)
+    assert agent_started(rig, "host1") > master
+    assert rig.store.get(req.id).state == State.SUCCEEDED

@@ -69,3 +69,26 @@ def test_pv_guests_and_old_tools() -> None:
         tools = p.x.VM_guest_metrics.get_record(win["guest_metrics"])
         assert tools["PV_drivers_detected"] is False and tools["other"] == {}
         assert {"major", "minor"} <= set(tools["PV_drivers_version"])
+        for name in ("pv01", "win2008"):  # xapi's feature check accepts both: they move live
+            vm = p.ref("VM", name)
+            assert "pool_migrate" in p.x.VM.get_allowed_operations(vm)
+            task = p.x.Async.VM.pool_migrate(vm, p.ref("host", "host2"), {})
+            assert p.run(task)["status"] == "success", name
+
+
+def test_vdis_have_no_cbt_enabled(old: Pool, pool: Pool) -> None:
+    """XenServer 7.3 brought VDI.cbt_enabled: on 7.1 records and events leave it out and its
+    getter is unknown, and a storage migration works as ever. The demo pool has it."""
+    vm, vdi = old.ref("VM", "vm02"), old.disks(old.ref("VM", "vm02"))[0]
+    assert "cbt_enabled" not in old.x.VDI.get_record(vdi)
+    assert not any("cbt_enabled" in r for r in old.x.VDI.get_all_records().values())
+    assert not any(
+        "cbt_enabled" in e["snapshot"] for e in old.x.event_from(["vdi"], "", 0.0)["events"]
+    )
+    with pytest.raises(XenAPI.Failure) as unknown:
+        old.x.VDI.get_cbt_enabled(vdi)
+    assert unknown.value.details == ["MESSAGE_METHOD_UNKNOWN", "VDI.get_cbt_enabled"]
+    receive, nfs2 = old.receive(old.ref("host", "host3")), old.ref("SR", "nfs2")
+    task = old.x.Async.VM.migrate_send(vm, receive, True, {vdi: nfs2}, {}, {})
+    assert old.run(task)["status"] == "success"
+    assert pool.x.VDI.get_cbt_enabled(pool.disks(pool.ref("VM", "vm02"))[0]) is False
