@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from bot.store.store import AuditEvent
+from bot.store.records import AuditEvent
 
 FIELDS = ("at", "request_id", "actor", "action", "details")
 _RELATIVE = re.compile(r"(\d+)\s*([mhd])")

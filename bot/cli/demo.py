@@ -28,7 +28,7 @@ from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, buttons, until
 from bot.slackdouble.state import Message
 from bot.states import State
-from bot.store.store import Request
+from bot.store.records import Request
 from bot.wiring import Service, start
 
 T = TypeVar("T")

@@ -25,7 +25,8 @@ from bot.planning.explain import explain
 from bot.planning.planner import Planner, PoolUnreachable, Preview, UserError
 from bot.planning.units import format_duration
 from bot.states import FINISHED, State
-from bot.store.store import Request, Store
+from bot.store.records import Request
+from bot.store.store import Store
 from bot.xen import ops
 from bot.xen.errors import XenError
 from bot.xen.watch import TaskWatcher

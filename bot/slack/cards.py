@@ -8,7 +8,7 @@ from bot.engine.engine import REFILABLE
 from bot.planning.explain import explain
 from bot.slack.blocks import Card, date_token, escape, mention
 from bot.states import State
-from bot.store.store import Request
+from bot.store.records import Request
 
 # Engine texts name people as "approved by U123" or start with them ("U123 deleted ..."):
 # only those places become mentions, never a VM name that happens to look like an id.

@@ -34,7 +34,8 @@ from bot.slack.modal_form import channel_of
 from bot.slack.notify import Notifier
 from bot.slack.outbox import OUTCOME
 from bot.states import State
-from bot.store.store import Request, Store, VMBusy
+from bot.store.records import Request, VMBusy
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says "did you mean"

@@ -24,7 +24,8 @@ from bot.slack.busy import MIN_ROWS, OPEN_AFTER_S, Board, Boards, is_news, row_c
 from bot.slack.cards import card, with_mentions
 from bot.slack.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
 from bot.states import ACTIVE, FINISHED, State
-from bot.store.store import Request, Store
+from bot.store.records import Request
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -32,164 +31,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.clock import Clock
 from bot.models import Mode, ShutdownKind
 from bot.states import ACTIVE, FINISHED, OPEN, IllegalTransition, State, can, sources
-
-StepState = Literal["issuing", "running", "done", "failed", "cancelled"]
+from bot.store.records import AuditEvent, Request, Step, StepState, VMBusy
+from bot.store.schema import ACTIVE_VALUES, AUDIT, FINISHED_VALUES, REQUESTS, STEPS
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # How long a SQLite writer waits for another one's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 
-METADATA = sa.MetaData()
-
-REQUESTS = sa.Table(
-    "requests",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("revision", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("updated_at", sa.Double, nullable=False),
-    sa.Column("requester", sa.String, nullable=False),
-    sa.Column("channel", sa.String),
-    sa.Column("message_ts", sa.String),
-    sa.Column("thread_ts", sa.String),
-    sa.Column("command_text", sa.Text, nullable=False),
-    sa.Column("vm_uuid", sa.String, nullable=False),
-    sa.Column("vm_name", sa.String, nullable=False),
-    sa.Column("dest_host_uuid", sa.String, nullable=False),
-    sa.Column("dest_host_name", sa.String, nullable=False),
-    sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("shutdown", sa.String(16), nullable=False),
-    sa.Column("plan", sa.JSON, nullable=False),
-    sa.Column("run_at", sa.Double),
-    sa.Column("approved_by", sa.String),
-    sa.Column("approved_at", sa.Double),
-    sa.Column("parent_id", sa.Integer, sa.ForeignKey("requests.id", name="requests_parent_fk")),
-    sa.Column("outcome", sa.Text),
-    sa.Column("error", sa.JSON(none_as_null=True)),
-    sa.Column("tags_added", sa.JSON, nullable=False),
-    sa.Column("started_at", sa.Double),
-    sa.Column("finished_at", sa.Double),
-    sa.Column("announced", sa.String(16)),  # the last state the thread was told about
-    sa.Column("shown_revision", sa.Integer),  # the revision the request message shows
-    sa.Index("requests_state", "state"),
-    sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
-)
-_ACTIVE_VALUES = sorted(state.value for state in ACTIVE)
-_FINISHED_VALUES = sorted(state.value for state in FINISHED)
-sa.Index(
-    "requests_one_active_per_vm",
-    REQUESTS.c.vm_uuid,
-    unique=True,
-    sqlite_where=REQUESTS.c.state.in_(_ACTIVE_VALUES),
-    postgresql_where=REQUESTS.c.state.in_(_ACTIVE_VALUES),
-)
-
-STEPS = sa.Table(
-    "steps",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "request_id",
-        sa.Integer,
-        sa.ForeignKey("requests.id", name="steps_request_fk"),
-        nullable=False,
-    ),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("name", sa.String(32), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("task_ref", sa.String),
-    sa.Column("started_at", sa.Double, nullable=False),
-    sa.Column("progressed_at", sa.Double, nullable=False),
-    sa.Column("ended_at", sa.Double),
-    sa.Column("progress", sa.Double, nullable=False),
-    sa.Column("error", sa.JSON(none_as_null=True)),
-    sa.UniqueConstraint("request_id", "name", "attempt", name="steps_once"),
-)
-
-AUDIT = sa.Table(
-    "audit",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.Integer, sa.ForeignKey("requests.id", name="audit_request_fk")),
-    sa.Column("at", sa.Double, nullable=False),
-    sa.Column("actor", sa.String, nullable=False),
-    sa.Column("action", sa.String, nullable=False),
-    sa.Column("details", sa.JSON, nullable=False),
-    sa.Index("audit_request", "request_id"),
-    sa.Index("audit_at", "at"),
-)
-
 # Columns only the store writes: the state moves through `transition` alone.
 _STORE_OWNED = frozenset({"id", "state", "revision", "created_at", "updated_at", "shown_revision"})
 _SETTABLE = frozenset(REQUESTS.c.keys()) - _STORE_OWNED
-
-
-@dataclass(frozen=True)
-class Request:
-    id: int
-    state: State
-    revision: int  # bumped whenever the request message changes; button values carry it
-    created_at: float
-    updated_at: float
-    requester: str
-    channel: str | None
-    message_ts: str | None
-    thread_ts: str | None
-    command_text: str
-    vm_uuid: str
-    vm_name: str
-    dest_host_uuid: str
-    dest_host_name: str
-    mode: Mode
-    shutdown: ShutdownKind
-    plan: dict[str, Any]
-    run_at: float | None
-    approved_by: str | None
-    approved_at: float | None
-    parent_id: int | None  # the failed request a "Retry offline" came from
-    outcome: str | None
-    error: dict[str, Any] | None
-    tags_added: tuple[str, ...]  # VM tags the bot added and removes after success
-    started_at: float | None
-    finished_at: float | None
-    announced: str | None = None  # the last state whose news reached Slack
-    shown_revision: int | None = None  # the revision the request message last showed
-
-
-@dataclass(frozen=True)
-class Step:
-    id: int
-    request_id: int
-    position: int  # order of issue within the request
-    name: str  # "shutdown", "migrate", "start", "verify", "delete_snapshots", ...
-    attempt: int
-    state: StepState
-    task_ref: str | None
-    started_at: float
-    progressed_at: float  # when progress last moved: stalls are judged from it
-    ended_at: float | None
-    progress: float
-    error: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    id: int
-    request_id: int | None
-    at: float
-    actor: str
-    action: str
-    details: dict[str, Any]
-
-
-class VMBusy(Exception):
-    """The VM already has an active request, so this one cannot become active too."""
-
-    def __init__(self, request_id: int) -> None:
-        self.request_id = request_id
-        super().__init__(f"the VM already has active request #{request_id}")
 
 
 class Store:
@@ -276,7 +127,7 @@ class Store:
 
     def by_vm(self, vm_uuid: str) -> Request | None:
         """The VM's active request, else its newest pending one."""
-        is_active = sa.case((REQUESTS.c.state.in_(_ACTIVE_VALUES), 1), else_=0)
+        is_active = sa.case((REQUESTS.c.state.in_(ACTIVE_VALUES), 1), else_=0)
         query = (
             _select_in(OPEN)
             .where(REQUESTS.c.vm_uuid == vm_uuid)
@@ -303,7 +154,7 @@ class Store:
         """Requests whose news did not reach Slack: an end (or stuck) the thread was not
         told, or a request whose message was never posted."""
         told = sa.or_(REQUESTS.c.announced.is_(None), REQUESTS.c.announced != REQUESTS.c.state)
-        ended = sa.and_(REQUESTS.c.state.in_([*_FINISHED_VALUES, State.STUCK.value]), told)
+        ended = sa.and_(REQUESTS.c.state.in_([*FINISHED_VALUES, State.STUCK.value]), told)
         unposted = sa.and_(
             REQUESTS.c.state == State.PENDING.value,
             REQUESTS.c.message_ts.is_(None),
@@ -616,7 +467,7 @@ def _select_in(states: Iterable[State]) -> sa.Select[Any]:
 def _raise_if_busy(conn: sa.Connection, vm_uuid: str, request_id: int | None) -> None:
     """Raise VMBusy if a request other than `request_id` holds the VM."""
     query = sa.select(REQUESTS.c.id).where(
-        REQUESTS.c.vm_uuid == vm_uuid, REQUESTS.c.state.in_(_ACTIVE_VALUES)
+        REQUESTS.c.vm_uuid == vm_uuid, REQUESTS.c.state.in_(ACTIVE_VALUES)
     )
     if request_id is not None:
         query = query.where(REQUESTS.c.id != request_id)

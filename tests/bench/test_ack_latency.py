@@ -84,7 +84,7 @@ from bot.slackdouble.payloads import (
     signed_headers,
     slash_command,
 )
-from bot.store.store import VMBusy
+from bot.store.records import VMBusy
 from bot.web import WebServer, wsgi_app
 from bot.wiring import Core, start
 from tests.support.pool import demo_pool

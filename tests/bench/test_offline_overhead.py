@@ -27,7 +27,8 @@ from bot.simulator import SimulatorServer
 from bot.simulator.scenario import generate
 from bot.slackdouble import SlackDouble
 from bot.slackdouble.state import Message
-from bot.store.store import Request, Store
+from bot.store.records import Request
+from bot.store.store import Store
 from tests.bench._fleet import (
     APPROVER,
     REQUESTER,

@@ -15,7 +15,7 @@ from bot.engine import events as ev
 from bot.models import Fix
 from bot.planning.planner import UserError
 from bot.states import State
-from bot.store.store import Request
+from bot.store.records import Request
 from tests.support.engine_rig import Rig, build, rig_for
 from tests.support.pool import Pool
 

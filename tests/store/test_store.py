@@ -25,7 +25,9 @@ from alembic.script import ScriptDirectory
 
 from bot.clock import ManualClock
 from bot.states import ACTIVE, FINISHED, IllegalTransition, State
-from bot.store.store import METADATA, MIGRATIONS, Request, Store, VMBusy
+from bot.store.records import Request, VMBusy
+from bot.store.schema import METADATA
+from bot.store.store import MIGRATIONS, Store
 
 
 def _alembic(conn: sa.Connection | None = None) -> Config:

@@ -11,7 +11,8 @@ from bot.engine import events as ev
 from bot.engine.engine import Engine, EngineConfig
 from bot.planning.command import MigrateCommand, parse
 from bot.planning.planner import Planner, PlannerConfig
-from bot.store.store import Request, Store
+from bot.store.records import Request
+from bot.store.store import Store
 from bot.xen.connection import Xapi, XenConfig
 from bot.xen.watch import TaskWatcher
 from tests.support.pool import Pool, Ticker

@@ -20,7 +20,7 @@ from bot.slackdouble import SlackDouble
 from bot.slackdouble.driver import Driver, until
 from bot.slackdouble.driver import buttons as shown_buttons
 from bot.states import State
-from bot.store.store import Request
+from bot.store.records import Request
 from bot.wiring import Core, Service, start
 from tests.support.pool import Pool, Ticker
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.store.store import METADATA
+from bot.store.schema import METADATA
 
 context.configure(
     connection=context.config.attributes["connection"],

@@ -1,0 +1,77 @@
+"""What the store hands out: typed records of requests, steps and audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot.models import Mode, ShutdownKind
+from bot.states import State
+
+StepState = Literal["issuing", "running", "done", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    state: State
+    revision: int  # bumped whenever the request message changes; button values carry it
+    created_at: float
+    updated_at: float
+    requester: str
+    channel: str | None
+    message_ts: str | None
+    thread_ts: str | None
+    command_text: str
+    vm_uuid: str
+    vm_name: str
+    dest_host_uuid: str
+    dest_host_name: str
+    mode: Mode
+    shutdown: ShutdownKind
+    plan: dict[str, Any]
+    run_at: float | None
+    approved_by: str | None
+    approved_at: float | None
+    parent_id: int | None  # the failed request a "Retry offline" came from
+    outcome: str | None
+    error: dict[str, Any] | None
+    tags_added: tuple[str, ...]  # VM tags the bot added and removes after success
+    started_at: float | None
+    finished_at: float | None
+    announced: str | None = None  # the last state whose news reached Slack
+    shown_revision: int | None = None  # the revision the request message last showed
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    request_id: int
+    position: int  # order of issue within the request
+    name: str  # "shutdown", "migrate", "start", "verify", "delete_snapshots", ...
+    attempt: int
+    state: StepState
+    task_ref: str | None
+    started_at: float
+    progressed_at: float  # when progress last moved: stalls are judged from it
+    ended_at: float | None
+    progress: float
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    request_id: int | None
+    at: float
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+
+class VMBusy(Exception):
+    """The VM already has an active request, so this one cannot become active too."""
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        super().__init__(f"the VM already has active request #{request_id}")
