@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.errors import BotError
+
 IdList = Annotated[list[str], NoDecode]
 
 
-class SettingsError(Exception):
+class SettingsError(BotError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 

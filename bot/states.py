@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
+from bot.errors import BotError
+
 
 class State(enum.StrEnum):
     """A request's state; the values are what the database stores."""
@@ -56,7 +58,7 @@ FINISHED = frozenset(
 )
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(BotError, ValueError):
     """A move the table forbids: a bug in the caller, never a lost race."""
 
     def __init__(self, to: State, sources: Iterable[State]) -> None:

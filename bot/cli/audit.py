@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from bot.errors import UserError
 from bot.store.records import AuditEvent
 
 FIELDS = ("at", "request_id", "actor", "action", "details")
@@ -20,7 +21,7 @@ _RELATIVE = re.compile(r"(\d+)\s*([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-class SinceError(ValueError):
+class SinceError(UserError):
     """`--since` is neither a duration (30m, 24h, 7d) nor an ISO 8601 date or time."""
 
 

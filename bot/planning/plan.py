@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
+from bot.errors import UserError
 from bot.models import (
     DiskFacts,
     DiskMove,
@@ -37,7 +38,7 @@ LIVE_DOWNTIME_SECONDS = 3.0
 Call = Literal["pool_migrate", "migrate_send", "none"]
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """The request cannot become a plan; the message tells the user what to choose instead.
 
     `choices` maps each stranded disk's VDI ref to the SR refs it could go to, best first,

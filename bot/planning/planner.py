@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bot.errors import PoolUnreachable, UserError
 from bot.models import Check, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.planning.command import MigrateCommand
 from bot.planning.explain import explain, names_for
-from bot.planning.plan import PlanError, copy_bytes, make_plan
+from bot.planning.plan import copy_bytes, make_plan
 from bot.planning.preflight import blocking, checklist
 from bot.planning.resolve import (
     NotFound,
-    ResolveError,
     did_you_mean,
     disk_label,
     resolve,
@@ -31,14 +31,6 @@ from bot.xen.connection import Xapi
 from bot.xen.errors import XapiFailure, XapiUnavailable
 
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """Something the user must change or retry; the message is for them (no traceback)."""
-
-
-class PoolUnreachable(UserError):
-    """XAPI did not answer: worth retrying, unlike the other user errors."""
 
 
 @dataclass(frozen=True)
@@ -265,11 +257,10 @@ class Planner:
         return Preview(plan, pool, checks)
 
     def call(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn` on a session; every failure becomes a UserError worded for people."""
+        """Run `fn` on a session; every failure becomes a UserError worded for people (names
+        and plans fail as UserErrors already)."""
         try:
             return self.xapi.call(fn)
-        except (ResolveError, PlanError) as error:
-            raise UserError(str(error)) from None
         except XapiFailure as failure:
             raise UserError(str(explain(failure.description))) from None
         except XapiUnavailable as error:

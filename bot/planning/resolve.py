@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from bot.errors import UserError
 from bot.models import DiskFacts, SRFacts, sr_label
 
 MAX_SUGGESTIONS = 3
@@ -33,7 +34,7 @@ T = TypeVar("T")
 N = TypeVar("N", bound=Named)
 
 
-class ResolveError(ValueError):
+class ResolveError(UserError):
     """A name did not pick exactly one object; `str()` is the message for the user."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.errors import UserError
 from bot.models import Mode, ShutdownKind
 from bot.states import State
 
@@ -69,7 +70,7 @@ class AuditEvent:
     details: dict[str, Any]
 
 
-class VMBusy(Exception):
+class VMBusy(UserError):
     """The VM already has an active request, so this one cannot become active too."""
 
     def __init__(self, request_id: int) -> None:

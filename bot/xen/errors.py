@@ -1,17 +1,19 @@
-"""Errors from the pool, translated at the edge.
+"""Errors from the pool, translated at the edge (their place in the tree: bot/errors.py).
 
 XenError                 anything that went wrong talking to XAPI
 ├── XapiFailure          xapi answered with a failure: `code`, `params` (ErrorDescription)
 └── XapiUnavailable      no answer: refused, reset, timed out, HTTP error, agent restarting,
-                         a dead master that no member replaced
+                         a dead master that no member replaced (also a PoolUnreachable)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.errors import BotError, PoolUnreachable
 
-class XenError(Exception):
+
+class XenError(BotError):
     """Base of the errors bot/xen raises."""
 
 
@@ -29,5 +31,5 @@ class XapiFailure(XenError):
         return self.description[1:]
 
 
-class XapiUnavailable(XenError):
+class XapiUnavailable(XenError, PoolUnreachable):
     """XAPI did not answer; the cause is in the message (no secrets)."""

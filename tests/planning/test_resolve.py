@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.errors import UserError
 from bot.planning.resolve import (
     Ambiguous,
     NotFound,
@@ -109,11 +110,12 @@ def test_ambiguous_without_describe_lists_bare_uuids():
     assert str(caught.value).endswith(f"{uuid_of('a')}; {uuid_of('b')}")
 
 
-def test_errors_share_a_value_error_base():
-    """Callers catch every resolution failure as ResolveError (a ValueError)."""
+def test_errors_are_user_errors():
+    """Callers catch every resolution failure as ResolveError, a UserError: its message is
+    for the person who typed the name."""
     assert issubclass(NotFound, ResolveError)
     assert issubclass(Ambiguous, ResolveError)
-    assert issubclass(ResolveError, ValueError)
+    assert issubclass(ResolveError, UserError)
 
 
 @pytest.mark.parametrize(

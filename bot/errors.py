@@ -1,0 +1,39 @@
+"""Every error the bot raises on purpose, as one tree (the leaves live beside their code).
+
+    BotError
+    ├── UserError                 someone must change or retry something; str() is for them
+    │   ├── PoolUnreachable       XAPI did not answer: worth retrying, unlike the others
+    │   │   └── XapiUnavailable   bot.xen.errors: refused, reset, timed out, agent restarting
+    │   ├── ResolveError          bot.planning.resolve: a name did not pick one object
+    │   │   ├── NotFound          ... nothing matched; `suggestions` ("did you mean")
+    │   │   └── Ambiguous         ... several did; `choices` to retype with
+    │   ├── PlanError             bot.planning.plan: no plan fits; `choices` per disk
+    │   ├── VMBusy                bot.store.records: the VM has an active request already
+    │   └── SinceError            bot.cli.audit: a --since the command cannot read
+    ├── XenError                  bot.xen.errors: talking to XAPI went wrong
+    │   ├── XapiFailure           xapi answered with a failure: `code`, `params`
+    │   └── XapiUnavailable       (also a PoolUnreachable)
+    ├── SettingsError             bot.settings: a missing or malformed setting, one line
+    ├── IllegalTransition         bot.states: a move the state table forbids (a bug)
+    └── RunInterrupted            bot.engine.runner: how a run's step ends early
+        ├── StepFailed            ... a step failed (xapi's error, or the bot's in its shape)
+        └── Wedged                ... a leftover operation blocks the VM (not a failure)
+
+A usage error of `/migrate` is not an exception: the parser returns it as a value
+(`bot.planning.command.BadCommand`), so every caller must handle it. Sentences people read
+are built in `bot.messages` and `bot.planning.explain`; an error's `str()` is one of them.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of the errors the bot raises on purpose."""
+
+
+class UserError(BotError):
+    """Something the user must change or retry; the message is for them (no traceback)."""
+
+
+class PoolUnreachable(UserError):
+    """XAPI did not answer: worth retrying, unlike the other user errors."""
