@@ -3,14 +3,14 @@
     BotError
     ├── UserError                 someone must change or retry something; str() is for them
     │   ├── PoolUnreachable       XAPI did not answer: worth retrying, unlike the others
-    │   │   └── XapiUnavailable   bot.xen.errors: refused, reset, timed out, agent restarting
+    │   │   └── XapiUnavailable   refused, reset, timed out, agent restarting, dead master
     │   ├── ResolveError          bot.planning.resolve: a name did not pick one object
     │   │   ├── NotFound          ... nothing matched; `suggestions` ("did you mean")
     │   │   └── Ambiguous         ... several did; `choices` to retype with
     │   ├── PlanError             bot.planning.plan: no plan fits; `choices` per disk
     │   ├── VMBusy                bot.store.records: the VM has an active request already
     │   └── SinceError            bot.cli.audit: a --since the command cannot read
-    ├── XenError                  bot.xen.errors: talking to XAPI went wrong
+    ├── XenError                  talking to XAPI went wrong (raised in bot/xen)
     │   ├── XapiFailure           xapi answered with a failure: `code`, `params`
     │   └── XapiUnavailable       (also a PoolUnreachable)
     ├── SettingsError             bot.settings: a missing or malformed setting, one line
@@ -26,6 +26,8 @@ are built in `bot.messages` and `bot.planning.explain`; an error's `str()` is on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class BotError(Exception):
     """Base of the errors the bot raises on purpose."""
@@ -37,3 +39,25 @@ class UserError(BotError):
 
 class PoolUnreachable(UserError):
     """XAPI did not answer: worth retrying, unlike the other user errors."""
+
+
+class XenError(BotError):
+    """Talking to XAPI went wrong: raised by bot/xen, translated at that edge."""
+
+
+class XapiFailure(XenError):
+    def __init__(self, description: Sequence[object]) -> None:
+        self.description = [str(part) for part in description] or ["INTERNAL_ERROR"]
+        super().__init__(" ".join(self.description))
+
+    @property
+    def code(self) -> str:
+        return self.description[0]
+
+    @property
+    def params(self) -> list[str]:
+        return self.description[1:]
+
+
+class XapiUnavailable(XenError, PoolUnreachable):
+    """XAPI did not answer; the cause is in the message (no secrets)."""

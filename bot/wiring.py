@@ -30,6 +30,7 @@ from bot.slack.outbox import Outbox
 from bot.store.store import Store
 from bot.web import WebServer, metrics_app, wsgi_app
 from bot.xen.connection import Xapi, XenConfig
+from bot.xen.gateway import Xen
 from bot.xen.watch import TaskWatcher
 from handlers import actions, commands, modal
 
@@ -102,7 +103,7 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
     engine = Engine(
         store,
         planner(settings, xapi, store),
-        watcher,
+        Xen(xapi, watcher),
         clock,
         EngineConfig(
             max_concurrent=settings.bot_max_concurrent_migrations,
@@ -113,8 +114,7 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
             missed_window_grace_seconds=settings.bot_missed_window_grace_seconds,
         ),
     )
-    jobs = Jobs(engine, settings.bot_max_concurrent_migrations)
-    engine.set_dispatcher(jobs.submit)
+    jobs = Jobs(engine, settings.bot_max_concurrent_migrations)  # it takes what is queued
     return Core(xapi, engine.planner, store, watcher, engine, jobs)
 
 

@@ -12,10 +12,10 @@ from typing import Any, TextIO
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import XapiFailure, XapiUnavailable
 from bot.settings import Settings, SettingsError
 from bot.wiring import xen_config
 from bot.xen.connection import Xapi
-from bot.xen.errors import XapiFailure, XapiUnavailable
 
 SLACK_HINTS = {
     "invalid_auth": "the token is not valid: copy it again from the app's settings",

@@ -25,6 +25,12 @@ class StateChanged(Event):
 
 
 @dataclass(frozen=True)
+class Queued(Event):
+    """The request is to be run (approved, its window came, or it is unstuck): whoever runs
+    requests (the scheduler) takes it."""
+
+
+@dataclass(frozen=True)
 class Revised(Event):
     """The request message changed before approval (a fix applied, the checklist re-run)."""
 

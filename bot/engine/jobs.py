@@ -16,9 +16,10 @@ import logging
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.engine import events as ev
+from bot.engine.deadlines import Deadline
 from bot.engine.engine import Engine
-from bot.planning.planner import UserError
-from bot.xen.errors import XenError
+from bot.errors import BotError
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 5.0
@@ -27,12 +28,19 @@ TICKER = "ticker"
 
 class Jobs:
     def __init__(self, engine: Engine, workers: int) -> None:
+        """Runs what the engine queues (it subscribes to `Queued` here: no request can be
+        queued with nobody to run it)."""
         self.engine = engine
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers), TICKER: ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
+        engine.subscribe(self._on_event)
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Queued):
+            self.submit(event.request_id)
 
     def start(self) -> Jobs:
         self.scheduler.add_job(
@@ -53,18 +61,19 @@ class Jobs:
     def tick(self) -> None:
         for kind, request_id in self.engine.due():
             try:
-                if kind == "agent":
-                    self.engine.check_agent(request_id)
-                elif kind == "stuck":
-                    self.engine.check_stuck(request_id)
-                    self.engine.mark_checked(request_id)
-                elif kind == "expire":
-                    self.engine.expire(request_id)
-                elif kind == "missed":
-                    self.engine.miss(request_id)
-                elif self.engine.start_window(request_id):
-                    self.submit(request_id)
-            except (UserError, XenError) as error:
+                match kind:
+                    case Deadline.AGENT:
+                        self.engine.check_agent(request_id)
+                    case Deadline.STUCK:
+                        self.engine.check_stuck(request_id)
+                        self.engine.mark_checked(request_id)
+                    case Deadline.EXPIRE:
+                        self.engine.expire(request_id)
+                    case Deadline.MISSED:
+                        self.engine.miss(request_id)
+                    case Deadline.START:
+                        self.engine.start_window(request_id)  # queued: `_on_event` runs it
+            except BotError as error:
                 log.warning("#%s: %s check failed: %s", request_id, kind, error)
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.errors import PoolUnreachable, UserError
+from bot.errors import PoolUnreachable, UserError, XapiFailure, XapiUnavailable
 from bot.models import Check, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.planning.command import MigrateCommand
 from bot.planning.explain import explain, names_for
@@ -28,7 +28,6 @@ from bot.planning.resolve import (
 from bot.planning.units import format_duration, format_size
 from bot.xen import facts, ops
 from bot.xen.connection import Xapi
-from bot.xen.errors import XapiFailure, XapiUnavailable
 
 T = TypeVar("T")
 
@@ -188,32 +187,33 @@ class Planner:
         shutdown: ShutdownKind | None = None,
     ) -> Preview:
         """The stored request against the pool as it is now (optionally another mode)."""
-        return self.call(lambda x: self.rebuild_in(x, intent, mode, shutdown))
 
-    def rebuild_in(
-        self,
-        x: Any,
-        intent: Mapping[str, Any],
-        mode: Mode | None = None,
-        shutdown: ShutdownKind | None = None,
-        checked: bool = True,
-    ) -> Preview:
-        """`rebuild` on a session the caller holds; `checked=False` skips the checklist
-        (and xapi's own pre-check): the plan alone, when the VM is already down."""
-        pool = facts.read_pool(x)
-        vm = _vm_by_uuid(x, intent["vm_uuid"])
-        host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
-        by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
-        disk_srs = {
-            d.vdi_ref: by_uuid[intent["disk_srs"][d.userdevice]]
-            for d in vm.disks
-            if intent["disk_srs"].get(d.userdevice) in by_uuid
-        }
-        mode, shutdown = mode or intent["mode"], shutdown or intent["shutdown"]
-        if not checked:
-            plan = make_plan(vm, pool, host, None, disk_srs, mode, shutdown, self.throughput())
-            return Preview(plan, pool, ())
-        return self._checked(x, vm, pool, host, None, disk_srs, mode, shutdown)
+        def gather(x: Any) -> Preview:
+            vm, pool, host, disk_srs = _stored(x, intent)
+            mode_, shutdown_ = mode or intent["mode"], shutdown or intent["shutdown"]
+            return self._checked(x, vm, pool, host, None, disk_srs, mode_, shutdown_)
+
+        return self.call(gather)
+
+    def plan_only(self, intent: Mapping[str, Any]) -> Plan:
+        """The stored plan against the pool as it is, without the checklist or xapi's own
+        pre-check: what the migrate step issues once the checklist has run (for an offline
+        move every call here is downtime)."""
+
+        def gather(x: Any) -> Plan:
+            vm, pool, host, disk_srs = _stored(x, intent)
+            return make_plan(
+                vm,
+                pool,
+                host,
+                None,
+                disk_srs,
+                intent["mode"],
+                intent["shutdown"],
+                self.throughput(),
+            )
+
+        return self.call(gather)
 
     def inventory(self) -> Inventory:
         """VMs, hosts and SRs by name, for the modal's searchable selects."""
@@ -275,6 +275,21 @@ def find_vm(x: Any, text: str, pool: PoolFacts) -> facts.VMRef:
     if not candidates:
         raise NotFound("VM", text, did_you_mean(text, facts.vm_names(x)))
     return resolve("VM", text, candidates, describe=lambda c: facts.where(c, pool))
+
+
+def _stored(x: Any, intent: Mapping[str, Any]) -> tuple[VMFacts, PoolFacts, str, dict[str, str]]:
+    """The VM, the pool, the destination's ref and each disk's SR ref, from a stored intent
+    (disks by their place in the VM: a moved disk is a new VDI)."""
+    pool = facts.read_pool(x)
+    vm = _vm_by_uuid(x, intent["vm_uuid"])
+    host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
+    by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
+    disk_srs = {
+        d.vdi_ref: by_uuid[intent["disk_srs"][d.userdevice]]
+        for d in vm.disks
+        if intent["disk_srs"].get(d.userdevice) in by_uuid
+    }
+    return vm, pool, host, disk_srs
 
 
 def _vm_by_uuid(x: Any, uuid: str) -> VMFacts:

@@ -1,3 +1,3 @@
 """Slack: the bolt app, the desk handlers delegate to, access, notify, outbox, Block Kit.
-May import the shared ground, planning, engine and store; never xen/, handlers/ or cli/.
+May import the ground, planning, engine, store and messages; not xen/, handlers/ or cli/.
 """

@@ -1,8 +1,8 @@
 """What the Slack handlers delegate to, after they have acknowledged Slack.
 
 Every method here may take seconds (XAPI, the database, Slack's Web API), so handlers call
-`Desk.later(...)`, which runs it on the desk's own threads, never bolt's five listener
-threads. Answers to the person who typed or pressed go through `reply` (ephemeral);
+`Desk.in_background(...)`, which runs it on the desk's own threads, never bolt's five
+listener threads. Answers to the person who typed or pressed go through `reply` (ephemeral);
 everything others should see goes to the channel and the thread through the notifier.
 Every press is audited, refused ones too.
 """
@@ -19,17 +19,18 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
-from bot.engine.engine import OUT_OF_DATE, Engine, settled
+from bot.engine.engine import Engine
 from bot.logs import about
-from bot.models import Fix, Inventory
+from bot.messages import OUT_OF_DATE, settled
+from bot.models import Inventory
 from bot.planning.command import MigrateCommand, UsageError, parse_request_id
 from bot.planning.planner import UserError
 from bot.planning.units import format_size
 from bot.planning.when import resolve_at
 from bot.slack import blocks
 from bot.slack.access import Access
-from bot.slack.blocks.buttons import FIX_PREFIX, RECHECK
-from bot.slack.cards import with_mentions
+from bot.slack.actions import FIXES, Action
+from bot.slack.from_store import with_mentions
 from bot.slack.modal_form import channel_of
 from bot.slack.notify import Notifier
 from bot.slack.outbox import OUTCOME
@@ -42,13 +43,16 @@ INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says
 Reply = Callable[[dict[str, Any]], None]
 INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrate there."
 NOT_ENABLED = "/migrate is not enabled in this channel."
-# A fix button's action id -> what the engine's revise() applies.
-FIXES = {FIX_PREFIX + fix: fix.value for fix in Fix} | {RECHECK: RECHECK}
-DECISIONS = frozenset({"approve", "reject", "start", *FIXES})  # presses that need PENDING
+# A checklist press -> what the engine's revise() applies: a Fix value, or "recheck".
+REVISIONS: dict[Action, str] = {a: fix.value for a, fix in FIXES.items()} | {
+    Action.RECHECK: "recheck"
+}
+# Presses that need PENDING.
+DECISIONS = frozenset({Action.APPROVE, Action.REJECT, Action.START, *REVISIONS})
 # Presses that file a new request from a finished one: what they act on is the request's
 # state, which the engine checks, not what the message showed (a stuck notice and its
 # clearing redraw the request after the outcome with its button was posted).
-FILE_AGAIN = frozenset({"retry_offline", "refile"})
+FILE_AGAIN = frozenset({Action.RETRY_OFFLINE, Action.REFILE})
 
 
 class Desk:
@@ -73,7 +77,7 @@ class Desk:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="desk")
         self._inventory: tuple[float, Inventory] | None = None
 
-    def later(self, fn: Callable[..., None], *args: Any, reply: Reply) -> None:
+    def in_background(self, fn: Callable[..., None], *args: Any, reply: Reply) -> None:
         """Run `fn(*args, reply)` off the listener thread; whatever happens, `reply` hears."""
 
         def guarded() -> None:
@@ -124,7 +128,7 @@ class Desk:
         except SlackApiError as error:
             reason = error.response.get("error", "")
             if reason == "ratelimited":  # Slack is busy, not refusing: post it shortly
-                self.notifier.later(req)
+                self.notifier.post_request_later(req)
                 reply(blocks.notice(f"Slack is busy; request #{req.id} will appear shortly."))
                 return
             self.engine.withdraw(req.id, f"the request message could not be posted ({reason})")
@@ -141,7 +145,7 @@ class Desk:
         return when if isinstance(when, UsageError) else when.timestamp()
 
     # -- buttons --------------------------------------------------------------------------
-    def press(self, action: str, value: str, user: str, reply: Reply) -> None:
+    def press(self, action: Action, value: str, user: str, reply: Reply) -> None:
         parsed = blocks.parse_button_value(value)
         if parsed is None:
             reply(blocks.notice("This button is not one of ours.", "⛔"))
@@ -150,10 +154,12 @@ class Desk:
         with about(request_id):
             self._press(action, request_id, revision, user, reply)
 
-    def _press(self, action: str, request_id: int, revision: int, user: str, reply: Reply) -> None:
+    def _press(
+        self, action: Action, request_id: int, revision: int, user: str, reply: Reply
+    ) -> None:
         req = self._get(request_id)
         refused = self.access.refusal(action, user, req.requester)
-        if refused is None and action == "start" and self.require_approval:
+        if refused is None and action == Action.START and self.require_approval:
             refused = "This request needs an approver's Approve."
         if refused is None and action in DECISIONS and req.state != State.PENDING:
             # Lost to someone's press: say whose, as the engine does when it sees the race.
@@ -165,26 +171,26 @@ class Desk:
             self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
             reply(blocks.notice(refused, "⛔"))
             return
-        if action in ("approve", "start"):
+        if action in (Action.APPROVE, Action.START):
             self.engine.approve(req.id, user, revision)
-        elif action == "reject":
+        elif action == Action.REJECT:
             self.engine.reject(req.id, user)
-        elif action == "cancel":
+        elif action == Action.CANCEL:
             reply(blocks.notice(self.engine.cancel(req.id, user)))
-        elif action in FIXES:
-            self.engine.revise(req.id, revision, FIXES[action], user)
+        elif action in REVISIONS:
+            self.engine.revise(req.id, revision, REVISIONS[action], user)
         elif action in FILE_AGAIN:
-            again = self.engine.retry_offline if action == "retry_offline" else self.engine.refile
-            self.notifier.post_request(again(req.id, user))
-        elif action == "restart_toolstack":
+            file_again = (
+                self.engine.retry_offline if action == Action.RETRY_OFFLINE else self.engine.refile
+            )
+            self.notifier.post_request(file_again(req.id, user))
+        elif action == Action.RESTART_TOOLSTACK:
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
             asked = with_mentions(f"{user} asked for a toolstack restart")
-            self.notifier.reply(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
+            self.notifier.post_in_thread(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
             answer = self.engine.restart_toolstack(req.id, user)
             line = blocks.thread_line(blocks.escape(answer), self.clock.now())
-            self.notifier.reply(req.id, line, OUTCOME)
-        else:
-            reply(blocks.notice("Unknown button.", "⛔"))
+            self.notifier.post_in_thread(req.id, line, OUTCOME)
 
     # -- the modal -----------------------------------------------------------------------
     def suggest(self, kind: str, query: str) -> list[tuple[str, str]]:
@@ -238,9 +244,9 @@ class Desk:
 
     def cancel(self, request_id: int, user: str, reply: Reply) -> None:
         req = self._get(request_id)
-        refused = self.access.refusal("cancel", user, req.requester)
+        refused = self.access.refusal(Action.CANCEL, user, req.requester)
         if refused:
-            self.store.audit(req.id, user, "refused", {"action": "cancel", "why": refused})
+            self.store.audit(req.id, user, "refused", {"action": Action.CANCEL, "why": refused})
             reply(blocks.notice(refused, "⛔"))
             return
         reply(blocks.notice(self.engine.cancel(req.id, user)))

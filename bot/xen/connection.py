@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import XenAPI
 
-from bot.xen.errors import XapiFailure, XapiUnavailable
+from bot.errors import XapiFailure, XapiUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,9 +21,9 @@ from typing import Any
 
 import XenAPI
 
+from bot.errors import XenError
 from bot.xen import ops
 from bot.xen.connection import NETWORK_ERRORS, Xapi
-from bot.xen.errors import XenError
 
 log = logging.getLogger(__name__)
 CLASSES = ["pool", "task"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine import events as ev
-from bot.engine.engine import GUEST_AGENT_WAIT_SECONDS
+from bot.engine.deadlines import GUEST_AGENT_WAIT_SECONDS
 from bot.states import State
 from tests.support.engine_rig import Rig, rig_for
 from tests.support.pool import Pool

@@ -10,7 +10,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.engine import events as ev
-from bot.engine.engine import UNREACHABLE_SECONDS, _Silence
+from bot.engine.runner import UNREACHABLE_SECONDS, _Silence
 from bot.planning.planner import UserError
 from bot.states import State
 from tests.support.engine_rig import Rig, build, rig_for

@@ -32,7 +32,7 @@ def test_waiting_runs_do_not_starve_expiry_or_stuck_checks(rig: Rig) -> None:
     """One slot, four approved storage moves (three wait for the slot), a stuck success and
     a request nobody approves: the next tick expires it and finds the stuck VM at once."""
     jobs = Jobs(rig.engine, workers=1)
-    rig.engine.set_dispatcher(jobs.submit)
+    # Jobs subscribes to the engine: what is queued from now on runs on its pool
     x = rig.pool.x
     with Ticker(rig.pool.clock, step=0.5):
         rig.pool.sim.faults.stick_next_migration(rig.pool.ref("VM", "vm02"))

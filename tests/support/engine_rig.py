@@ -14,6 +14,7 @@ from bot.planning.planner import Planner, PlannerConfig
 from bot.store.records import Request
 from bot.store.store import Store
 from bot.xen.connection import Xapi, XenConfig
+from bot.xen.gateway import Xen
 from bot.xen.watch import TaskWatcher
 from tests.support.pool import Pool, Ticker
 
@@ -27,7 +28,11 @@ class Rig:
     watcher: TaskWatcher
     engine: Engine
     events: list[ev.Event] = field(default_factory=list)
-    dispatched: list[int] = field(default_factory=list)
+
+    @property
+    def dispatched(self) -> list[int]:
+        """The requests the engine queued for a run (what the scheduler would take)."""
+        return [e.request_id for e in self.events if isinstance(e, ev.Queued)]
 
     def command(self, text: str) -> MigrateCommand:
         command = parse(text)
@@ -68,10 +73,10 @@ def build(pool: Pool, db_path: Path, **config: float) -> Rig:
     # The pool clock runs ~50x real time here: pause between event batches accordingly.
     watcher = TaskWatcher(xapi, poll_seconds=5.0, retry_seconds=0.05, batch_pause=0.01).start()
     planner = Planner(xapi, PlannerConfig(throughput_mbps=200), store.measured_throughput)
-    engine = Engine(store, planner, watcher, pool.clock, EngineConfig(**config))  # type: ignore[arg-type]
+    xen = Xen(xapi, watcher)
+    engine = Engine(store, planner, xen, pool.clock, EngineConfig(**config))  # type: ignore[arg-type]
     rig = Rig(pool, db_path, xapi, store, watcher, engine)
     engine.subscribe(rig.events.append)
-    engine.set_dispatcher(rig.dispatched.append)
     return rig
 
 

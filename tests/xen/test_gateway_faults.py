@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import XenAPI
 
+from bot.errors import XapiUnavailable
 from bot.simulator.services import move_master
 from bot.slackdouble.driver import until
 from bot.xen import ops
 from bot.xen.connection import Xapi, XenConfig
-from bot.xen.errors import XapiUnavailable
 from bot.xen.watch import TaskWatcher
 from tests.support.pool import Pool, Ticker
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import XapiUnavailable
 from bot.simulator import SimulatorServer, simulator
 from bot.xen.connection import Xapi, XenConfig
-from bot.xen.errors import XapiUnavailable
 
 
 @pytest.fixture

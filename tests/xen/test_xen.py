@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.errors import XapiFailure, XapiUnavailable
 from bot.planning.planner import find_vm
 from bot.planning.resolve import Ambiguous, NotFound
 from bot.xen import facts, ops
 from bot.xen.connection import Xapi, XenConfig
-from bot.xen.errors import XapiFailure, XapiUnavailable
 from bot.xen.watch import TaskWatcher
 from tests.support.pool import Pool, Ticker
 

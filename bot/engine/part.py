@@ -1,0 +1,93 @@
+"""What the parts of the engine share: the store, the planner, the pool, the clock and
+the listeners; and the one way a request moves (a compare-and-set, its event, and the
+backup-exclusion tag it gives back when it ends)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import messages as say
+from bot.clock import Clock
+from bot.engine import events as ev
+from bot.errors import BotError, UserError
+from bot.planning.planner import Planner
+from bot.states import FINISHED, State
+from bot.store.records import Request
+from bot.store.store import Store
+from bot.xen.gateway import Xen
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_concurrent: int = 3
+    stuck_grace_seconds: float = 120.0
+    stall_seconds: float = 600.0
+    backup_tag: str = "xo:no-bak"
+    approval_ttl_seconds: float = 1800.0
+    missed_window_grace_seconds: float = 900.0
+
+
+@dataclass
+class Shared:
+    store: Store
+    planner: Planner
+    xen: Xen
+    clock: Clock
+    config: EngineConfig
+    listeners: list[Callable[[ev.Event], None]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    running_tasks: dict[int, str] = field(default_factory=dict)  # request id -> its task
+
+
+class Part:
+    """A part of the engine: the shared things under short names, and the moves."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self.store, self.planner, self.xen = shared.store, shared.planner, shared.xen
+        self.clock, self.config = shared.clock, shared.config
+
+    def _emit(self, event: ev.Event) -> None:
+        for listener in self.shared.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken renderer must not break a migration
+                log.exception("event listener failed on %s", event)
+
+    def _move(
+        self, req: Request, to: State, actor: str, action: str, text: str, **changes: Any
+    ) -> Request | None:
+        new = self.store.transition(
+            req.id, to, actor=actor, action=action, details={"text": text}, **changes
+        )
+        if new is not None:
+            self._emit(ev.StateChanged(req.id, str(to), actor, text))
+            if to in FINISHED and req.state not in FINISHED | {State.STUCK}:
+                self._untag(new)
+        return new
+
+    def _untag(self, req: Request) -> None:
+        """The backup-exclusion tag is the bot's to remove when the request ends, moved or
+        not: the VM goes back to its backups. Failing to is a warning, never a failure."""
+        for tag in req.tags_added:
+            try:
+                self.xen.remove_tag(req.vm_uuid, tag)
+                self.store.audit(req.id, "bot", "untagged", {"tag": tag})
+            except BotError as error:
+                self.store.audit(req.id, "bot", "untag_failed", {"tag": tag, "error": str(error)})
+                self._emit(ev.Note(req.id, say.untag_failed(req.vm_name, tag, say.reason(error))))
+
+    def _get(self, request_id: int) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise UserError(say.no_request(request_id))
+        return req
+
+    def _has_step(self, req: Request, name: str) -> bool:
+        return any(s.name == name for s in self.store.steps(req.id))
