@@ -71,7 +71,7 @@ def succeeded(req: Request, seconds: float, downtime: float) -> str:
     srs = sorted({d["to"] for d in req.plan["summary"]["disks"]})
     where = (
         f"is running on {req.dest_host_name}"
-        if req.plan["intent"]["was_running"]
+        if req.intent.was_running
         else f"stays halted; its next start lands on {req.dest_host_name}"
     )
     text = (

@@ -132,6 +132,35 @@ class VMFacts:
 
 
 @dataclass(frozen=True)
+class Intent:
+    """What a request stores of its plan: uuids (refs do not outlive a session, a VDI does
+    not outlive a storage copy: disks are keyed by their place in the VM, the VBD
+    userdevice) and the choices. Stored as JSON (`as_json` / `from_json`)."""
+
+    vm_uuid: str
+    dest_host_uuid: str
+    source_host_uuid: str  # "" for a halted VM with no affinity
+    disk_srs: dict[str, str]  # userdevice -> destination SR uuid
+    mode: Mode
+    shutdown: ShutdownKind
+    was_running: bool
+    copy_bytes: int = 0
+    source_srs: dict[str, str] | None = None  # userdevice -> SR uuid then (None: not kept)
+
+    @property
+    def live(self) -> bool:
+        return self.mode == "live"
+
+    def as_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Intent:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class VMState:
     """Where a VM is now, by identity that survives a move (host uuid) and its disks' SRs by
     their place in the VM (VBD userdevice -> SR uuid): what "done" means for a step."""

@@ -3,6 +3,8 @@ cancelled, filed again (Retry offline, Re-check)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot import messages as say
 from bot.engine import events as ev
 from bot.engine.part import Part, Shared
@@ -47,14 +49,14 @@ class Requests(Part):
             dest_host_name=preview.dest_name,
             mode=plan.mode,
             shutdown=plan.shutdown,
-            plan={"intent": preview.intent(), "summary": preview.summary()},
+            plan=preview.stored(),
             run_at=run_at,
             parent_id=parent_id,
         )
 
     def recheck(self, req: Request) -> Preview:
         """The request's plan against the pool as it is now."""
-        return self.planner.rebuild(req.plan["intent"])
+        return self.planner.rebuild(req.intent)
 
     def approve(self, request_id: int, actor: str, revision: int | None = None) -> Request:
         """PENDING -> APPROVED -> QUEUED (or SCHEDULED); raises UserError when refused.
@@ -128,7 +130,7 @@ class Requests(Part):
         )
         if claimed is None:
             raise UserError(say.OUT_OF_DATE)
-        intent, changes = req.plan["intent"], {}
+        intent, changes = req.intent, {}
         if fix == Fix.DELETE_SNAPSHOTS:
             text = self._delete_snapshots(req, actor)
         elif fix == Fix.EXCLUDE_FROM_BACKUP:
@@ -138,12 +140,12 @@ class Requests(Part):
             text = say.excluded(actor, req.vm_name, tag)
         else:
             if fix == Fix.SWITCH_TO_OFFLINE:
-                intent = {**intent, "mode": "offline"}
+                intent = replace(intent, mode="offline")
             elif fix == Fix.HARD_SHUTDOWN:
-                intent = {**intent, "shutdown": "hard"}
+                intent = replace(intent, shutdown="hard")
             text = say.fixed(actor, req.id, fix)
         preview = self.planner.rebuild(intent)
-        plan = {**req.plan, "intent": preview.intent(), "summary": preview.summary()}
+        plan = {**req.plan, **preview.stored()}
         new = self.store.update(
             req.id, plan=plan, mode=preview.plan.mode, shutdown=preview.plan.shutdown, **changes
         )
@@ -193,7 +195,7 @@ class Requests(Part):
             raise UserError(say.clear_first(req))
         if req.state != State.FAILED or req.mode != "live":
             raise UserError(say.only_failed_live(req))
-        preview = self.planner.rebuild(req.plan["intent"], mode="offline")
+        preview = self.planner.rebuild(req.intent, mode="offline")
         text = req.command_text + " mode=offline"
         return self._file_again(req, actor, preview, text, "retry_offline")
 
@@ -225,7 +227,7 @@ class Requests(Part):
             dest_host_name=preview.dest_name,
             mode=preview.plan.mode,
             shutdown=preview.plan.shutdown,
-            plan={"intent": preview.intent(), "summary": preview.summary()},
+            plan=preview.stored(),
             parent_id=req.id,
             thread_ts=req.thread_ts,
             tags_added=list(req.tags_added),

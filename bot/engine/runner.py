@@ -22,7 +22,7 @@ from bot.engine.remedies import is_stuck
 from bot.engine.stuck import StuckVMs
 from bot.errors import BotError, PoolUnreachable, UserError, XapiFailure
 from bot.logs import about
-from bot.models import Leftover, VMState
+from bot.models import Intent, Leftover, VMState
 from bot.planning.explain import explain
 from bot.planning.units import format_duration
 from bot.states import State
@@ -130,17 +130,17 @@ class Runner(Part):
                     raise
 
     def _execute(self, req: Request) -> None:
-        intent = req.plan["intent"]
+        intent = req.intent
         if not self.store.steps(req.id):
             self._check_before_first_step(req)
         goal = _goal(intent)
-        was_running, live = intent["was_running"], intent["mode"] == "live"
+        was_running, live = intent.was_running, intent.mode == "live"
         started = req.started_at or self.clock.now()  # a resumed run keeps its start
 
         def migrate() -> str:
             # The plan alone: the checklist ran at the start of the run, and every call
             # here is downtime for an offline move.
-            return self.xen.migrate(self.planner.plan_only(req.plan["intent"]))
+            return self.xen.migrate(self.planner.plan_only(req.intent))
 
         def placed(state: VMState) -> bool:
             on_dest = state.power_state != "Running" or state.host_uuid == goal.dest
@@ -153,7 +153,7 @@ class Runner(Part):
             self._step(req, "migrate", migrate, placed)
         else:
             if was_running:
-                hard = intent["shutdown"] == "hard"
+                hard = intent.shutdown == "hard"
                 self._step(
                     req,
                     "shutdown",
@@ -178,14 +178,14 @@ class Runner(Part):
         """The plan is re-read before anything is done: a VM that changed since its approval
         (started, stopped, moved) is not moved another way than approved; a checklist
         blocker stops the run too."""
-        preview = self.planner.rebuild(req.plan["intent"])
-        drift = preview.drift(req.plan["intent"])
+        preview = self.planner.rebuild(req.intent)
+        drift = preview.drift(req.intent)
         if drift:
             raise StepFailed("checklist", ["PLAN_CHANGED", drift])
         if preview.blocked:
             reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
             raise StepFailed("checklist", ["CHECKLIST_BLOCKED", reasons])
-        if req.plan["intent"]["was_running"]:
+        if req.intent.was_running:
             agent = self.xen.guest_agent(req.vm_uuid)
             before = list(agent.addresses) if agent.live else None  # no agent: nothing to wait for
             self.store.update(req.id, plan={**req.plan, "agent_before": before})
@@ -195,7 +195,7 @@ class Runner(Part):
 
     def _measure(self, req: Request) -> None:
         """Remember the copy rate, so the next estimates use what this pool really does."""
-        copied = req.plan["intent"].get("copy_bytes", 0)
+        copied = req.intent.copy_bytes
         steps = [s for s in self.store.steps(req.id) if s.name == "migrate" and s.state == "done"]
         if not copied or not steps or steps[-1].ended_at is None:
             return
@@ -378,8 +378,8 @@ class Runner(Part):
         self._fail(self._get(req.id), failure.error, recovery)
 
     def _shut_down_by_us(self, req: Request) -> bool:
-        intent = req.plan["intent"]
-        if intent["mode"] != "offline" or not intent["was_running"]:
+        intent = req.intent
+        if intent.mode != "offline" or not intent.was_running:
             return False
         return self._has_step(req, "shutdown")
 
@@ -400,10 +400,10 @@ class Runner(Part):
                 return Recovery(down=f"the pool could not say where it can start ({error})")
 
     def _restart_on_a_host(self, req: Request) -> Recovery:
-        intent = req.plan["intent"]
+        intent = req.intent
         if self._state(req).power_state == "Running":
             return Recovery()  # it is up (the start went through before the failure)
-        preferred = [intent["source_host_uuid"], intent["dest_host_uuid"]]
+        preferred = [intent.source_host_uuid, intent.dest_host_uuid]
         options = self.xen.boot_options(req.vm_uuid, preferred)
         names = self.planner.names(req.vm_uuid)
 
@@ -429,7 +429,7 @@ class Runner(Part):
                 continue
             where = (
                 "its original host"
-                if option.host_uuid == intent["source_host_uuid"]
+                if option.host_uuid == intent.source_host_uuid
                 else "not where it ran: " + "; ".join(refusals)
             )
             return Recovery(restarted_on=option.host_name, where=where)
@@ -459,7 +459,7 @@ class Runner(Part):
         now = self.clock.now()
         seconds, downtime = now - started, (now - down_since if down_since else 0.0)
         text = say.succeeded(req, seconds, downtime)
-        watch = req.plan["intent"]["was_running"] and req.plan.get("agent_before") is not None
+        watch = req.intent.was_running and req.plan.get("agent_before") is not None
         plan = {**req.plan, "agent_watch": watch}
         if self._move(
             req, State.SUCCEEDED, "bot", "succeeded", text, outcome=text, finished_at=now, plan=plan
@@ -480,8 +480,8 @@ class Goal:
         return all(state.disk_srs.get(device) == sr for device, sr in self.disks.items())
 
 
-def _goal(intent: dict[str, Any]) -> Goal:
-    return Goal(dest=intent["dest_host_uuid"], disks=dict(intent["disk_srs"]))
+def _goal(intent: Intent) -> Goal:
+    return Goal(dest=intent.dest_host_uuid, disks=dict(intent.disk_srs))
 
 
 @dataclass(frozen=True)

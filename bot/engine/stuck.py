@@ -37,7 +37,7 @@ class StuckVMs(Part):
         """The request's leftovers, after destroying its own finished tasks (so that a
         member's restart is enough to clear them)."""
         own = {s.task_ref for s in self.store.steps(req.id) if s.task_ref}
-        hosts = [req.plan["intent"].get("source_host_uuid", ""), req.dest_host_uuid]
+        hosts = [req.intent.source_host_uuid, req.dest_host_uuid]
         found = self.xen.leftovers(req.vm_uuid, hosts, own)
         ended = [f.task for f in found if f.task_state == "ended" and f.task in own]
         if ended:
@@ -140,4 +140,4 @@ class StuckVMs(Part):
 
 def _hosts_of(req: Request) -> set[str]:
     """The hosts a request's migration involves (uuids): where the VM was, where it goes."""
-    return {req.plan["intent"].get("source_host_uuid", ""), req.dest_host_uuid} - {""}
+    return {req.intent.source_host_uuid, req.dest_host_uuid} - {""}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot.errors import PoolUnreachable, UserError, XapiFailure, XapiUnavailable
-from bot.models import Check, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
+from bot.models import Check, Intent, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.planning.command import MigrateCommand
 from bot.planning.explain import explain, names_for
 from bot.planning.plan import copy_bytes, make_plan
@@ -68,37 +68,37 @@ class Preview:
         sr = self.pool.srs.get(ref)
         return sr.uuid if sr else ""
 
-    def intent(self) -> dict[str, Any]:
-        """What a request stores: UUIDs (refs are not promised to last) and the choices.
-
-        Disks are keyed by their place in the VM (VBD userdevice): storage motion gives a
-        moved disk a new VDI, so a VDI's uuid does not outlive the copy.
-        """
+    def intent(self) -> Intent:
+        """What a request stores of this plan (see `Intent`)."""
         plan = self.plan
-        return {
-            "vm_uuid": plan.vm.uuid,
-            "dest_host_uuid": self.pool.hosts[plan.dest_host_ref].uuid,
-            "source_host_uuid": getattr(self.pool.hosts.get(plan.source_host_ref), "uuid", ""),
-            "disk_srs": {m.disk.userdevice: self.sr_uuid(m.dest_sr_ref) for m in plan.disks},
-            "source_srs": {m.disk.userdevice: self.sr_uuid(m.disk.sr_ref) for m in plan.disks},
-            "mode": plan.mode,
-            "shutdown": plan.shutdown,
-            "was_running": plan.vm.power_state == "Running",
-            "copy_bytes": copy_bytes(plan),
-        }
+        return Intent(
+            vm_uuid=plan.vm.uuid,
+            dest_host_uuid=self.pool.hosts[plan.dest_host_ref].uuid,
+            source_host_uuid=getattr(self.pool.hosts.get(plan.source_host_ref), "uuid", ""),
+            disk_srs={m.disk.userdevice: self.sr_uuid(m.dest_sr_ref) for m in plan.disks},
+            source_srs={m.disk.userdevice: self.sr_uuid(m.disk.sr_ref) for m in plan.disks},
+            mode=plan.mode,
+            shutdown=plan.shutdown,
+            was_running=plan.vm.power_state == "Running",
+            copy_bytes=copy_bytes(plan),
+        )
 
-    def drift(self, intent: Mapping[str, Any]) -> str | None:
+    def stored(self) -> dict[str, Any]:
+        """The request's `plan` column: the intent, and the summary its messages show."""
+        return {"intent": self.intent().as_json(), "summary": self.summary()}
+
+    def drift(self, intent: Intent) -> str | None:
         """How the VM changed since `intent` was stored (power state, host, disks' SRs), in
         words, or None: a plan approved for one situation is never run in another."""
-        vm, was_running = self.plan.vm, intent["was_running"]
+        vm, was_running = self.plan.vm, intent.was_running
         running = vm.power_state == "Running"
         if running != was_running or vm.power_state not in ("Running", "Halted"):
             then = "running" if was_running else "halted"
             return f"{vm.name} was {then} when approved and is {vm.power_state.lower()} now"
         host = self.pool.hosts.get(vm.resident_on)
-        if running and host is not None and host.uuid != intent["source_host_uuid"]:
+        if running and host is not None and host.uuid != intent.source_host_uuid:
             return f"{vm.name} runs on {host.name} now, not where it ran when approved"
-        then_srs = intent.get("source_srs")
+        then_srs = intent.source_srs
         if then_srs is None:  # stored before the bot kept it
             return None
         now_srs = {d.userdevice: self.sr_uuid(d.sr_ref) for d in vm.disks}
@@ -182,7 +182,7 @@ class Planner:
 
     def rebuild(
         self,
-        intent: Mapping[str, Any],
+        intent: Intent,
         mode: Mode | None = None,
         shutdown: ShutdownKind | None = None,
     ) -> Preview:
@@ -190,12 +190,12 @@ class Planner:
 
         def gather(x: Any) -> Preview:
             vm, pool, host, disk_srs = _stored(x, intent)
-            mode_, shutdown_ = mode or intent["mode"], shutdown or intent["shutdown"]
+            mode_, shutdown_ = mode or intent.mode, shutdown or intent.shutdown
             return self._checked(x, vm, pool, host, None, disk_srs, mode_, shutdown_)
 
         return self.call(gather)
 
-    def plan_only(self, intent: Mapping[str, Any]) -> Plan:
+    def plan_only(self, intent: Intent) -> Plan:
         """The stored plan against the pool as it is, without the checklist or xapi's own
         pre-check: what the migrate step issues once the checklist has run (for an offline
         move every call here is downtime)."""
@@ -208,8 +208,8 @@ class Planner:
                 host,
                 None,
                 disk_srs,
-                intent["mode"],
-                intent["shutdown"],
+                intent.mode,
+                intent.shutdown,
                 self.throughput(),
             )
 
@@ -277,17 +277,17 @@ def find_vm(x: Any, text: str, pool: PoolFacts) -> facts.VMRef:
     return resolve("VM", text, candidates, describe=lambda c: facts.where(c, pool))
 
 
-def _stored(x: Any, intent: Mapping[str, Any]) -> tuple[VMFacts, PoolFacts, str, dict[str, str]]:
+def _stored(x: Any, intent: Intent) -> tuple[VMFacts, PoolFacts, str, dict[str, str]]:
     """The VM, the pool, the destination's ref and each disk's SR ref, from a stored intent
     (disks by their place in the VM: a moved disk is a new VDI)."""
     pool = facts.read_pool(x)
-    vm = _vm_by_uuid(x, intent["vm_uuid"])
-    host = _by_uuid(pool.hosts, intent["dest_host_uuid"], "host")
+    vm = _vm_by_uuid(x, intent.vm_uuid)
+    host = _by_uuid(pool.hosts, intent.dest_host_uuid, "host")
     by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
     disk_srs = {
-        d.vdi_ref: by_uuid[intent["disk_srs"][d.userdevice]]
+        d.vdi_ref: by_uuid[intent.disk_srs[d.userdevice]]
         for d in vm.disks
-        if intent["disk_srs"].get(d.userdevice) in by_uuid
+        if intent.disk_srs.get(d.userdevice) in by_uuid
     }
     return vm, pool, host, disk_srs
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.errors import UserError
-from bot.models import Mode, ShutdownKind
+from bot.models import Intent, Mode, ShutdownKind
 from bot.states import State
 
 StepState = Literal["issuing", "running", "done", "failed", "cancelled"]
@@ -42,6 +42,11 @@ class Request:
     finished_at: float | None
     announced: str | None = None  # the last state whose news reached Slack
     shown_revision: int | None = None  # the revision the request message last showed
+
+    @property
+    def intent(self) -> Intent:
+        """The plan as the request stores it, typed."""
+        return Intent.from_json(self.plan["intent"])
 
 
 @dataclass(frozen=True)
