@@ -10,7 +10,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack import blocks
+from bot.slack.actions import Action
 from bot.slack.desk import Desk
 from handlers.replies import ephemeral
 
@@ -18,13 +18,13 @@ from handlers.replies import ephemeral
 def register(app: App, desk: Desk) -> None:
     def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
-        desk.later(
+        desk.in_background(
             desk.press,
-            action["action_id"],
+            Action(action["action_id"]),  # registered for Action values only
             str(action.get("value", "")),
             body["user"]["id"],
             reply=ephemeral(respond),
         )
 
-    for action_id in sorted(blocks.ACTIONS):
+    for action_id in Action:
         app.action(action_id)(press)

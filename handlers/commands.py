@@ -52,16 +52,16 @@ def register(app: App, desk: Desk) -> None:
                     reply(blocks.notice(MODAL_FAILED.format(error.response.get("error")), "⚠️"))
             case ListRequests():
                 ack()
-                desk.later(desk.list, reply=reply)
+                desk.in_background(desk.list, reply=reply)
             case Status(target=target):
                 ack()
-                desk.later(desk.status, target, reply=reply)
+                desk.in_background(desk.status, target, reply=reply)
             case Cancel(request_id=request_id):
                 ack()
-                desk.later(desk.cancel, request_id, user, reply=reply)
+                desk.in_background(desk.cancel, request_id, user, reply=reply)
             case MigrateCommand() as migration:
                 if refused := desk.channel_refusal(channel):
                     say(blocks.notice(refused, "⛔"))
                 else:
                     say(blocks.notice(f"Checking {migration.vm} …", "⏳"))
-                    desk.later(desk.file, migration, user, channel, reply=reply)
+                    desk.in_background(desk.file, migration, user, channel, reply=reply)

@@ -30,7 +30,7 @@ def register(app: App, desk: Desk) -> None:
         view = body["view"]
         chosen = (action.get("selected_option") or {}).get("value", "")
         reply = in_channel(client, channel_of(view), body["user"]["id"])
-        desk.later(desk.vm_chosen, view, chosen, reply=reply)
+        desk.in_background(desk.vm_chosen, view, chosen, reply=reply)
 
     @app.view(blocks.MODAL_ID)
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -44,7 +44,9 @@ def register(app: App, desk: Desk) -> None:
             ack(response_action="errors", errors={"vm": refused})
             return
         ack()
-        desk.later(desk.file, command, user, channel, reply=in_channel(client, channel, user))
+        desk.in_background(
+            desk.file, command, user, channel, reply=in_channel(client, channel, user)
+        )
 
 
 def searcher(desk: Desk, kind: str) -> Callable[..., None]:

@@ -13,33 +13,34 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
+from bot.slack.actions import Action
 
-# Irreversible, or done with pool-admin rights the requester may not have.
-APPROVERS_ONLY = frozenset({"approve", "reject", "restart_toolstack", "fix_delete_snapshots"})
+# Who may press each button; an action in neither is refused to everybody. Approvers only:
+# irreversible, or done with pool-admin rights the requester may not have (the words say
+# what a refusal withholds).
+APPROVERS_ONLY: dict[Action, str] = {
+    Action.APPROVE: "approve requests",
+    Action.REJECT: "reject requests",
+    Action.RESTART_TOOLSTACK: "restart a toolstack",
+    Action.FIX_DELETE_SNAPSHOTS: "delete snapshots",
+}
 REQUESTER_OR_APPROVER = frozenset(
     {
-        "start",
-        "cancel",
-        "recheck",
-        "fix_switch_offline",
-        "fix_exclude_backup",
-        "fix_hard_shutdown",
-        "retry_offline",
-        "refile",
+        Action.START,
+        Action.CANCEL,
+        Action.RECHECK,
+        Action.FIX_SWITCH_TO_OFFLINE,
+        Action.FIX_EXCLUDE_FROM_BACKUP,
+        Action.FIX_HARD_SHUTDOWN,
+        Action.RETRY_OFFLINE,
+        Action.REFILE,
     }
 )
 GROUP_CACHE_SECONDS = 300.0
 
-_WHAT = {
-    "approve": "approve requests",
-    "reject": "reject requests",
-    "restart_toolstack": "restart a toolstack",
-    "fix_delete_snapshots": "delete snapshots",
-}
-
 
 def refusal(
-    action: str,
+    action: Action,
     *,
     user: str,
     requester: str,
@@ -49,8 +50,8 @@ def refusal(
     """Why `user` may not press `action` on a request filed by `requester` (None: allowed)."""
     if action in APPROVERS_ONLY:
         if not approver:
-            return f"Only approvers may {_WHAT[action]}."
-        if action == "approve" and user == requester and not allow_self_approval:
+            return f"Only approvers may {APPROVERS_ONLY[action]}."
+        if action == Action.APPROVE and user == requester and not allow_self_approval:
             return "You filed this request; another approver must approve it."
         return None
     if action in REQUESTER_OR_APPROVER:
@@ -82,7 +83,7 @@ class Access:
     def channel_allowed(self, channel: str) -> bool:
         return not self.allowed_channels or channel in self.allowed_channels
 
-    def refusal(self, action: str, user: str, requester: str) -> str | None:
+    def refusal(self, action: Action, user: str, requester: str) -> str | None:
         return refusal(
             action,
             user=user,

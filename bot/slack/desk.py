@@ -99,7 +99,7 @@ class Desk:
     # -- /migrate <vm> to <host> ----------------------------------------------------------
     def channel_refusal(self, channel: str) -> str | None:
         """Why nothing may be filed from `channel` (a DM, a channel not enabled), or None."""
-        if channel.startswith("D"):
+        if not channel or channel.startswith("D"):  # a form that names none is as bad
             return INVITE
         if not self.access.channel_allowed(channel):
             return NOT_ENABLED

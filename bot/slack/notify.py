@@ -21,7 +21,7 @@ from bot.engine import events as ev
 from bot.slack import blocks
 from bot.slack.blocks.board import Row
 from bot.slack.busy import MIN_ROWS, OPEN_AFTER_S, Board, Boards, is_news, row_change
-from bot.slack.cards import card, with_mentions
+from bot.slack.from_store import card, with_mentions
 from bot.slack.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
 from bot.states import ACTIVE, FINISHED, State
 from bot.store.records import Request
@@ -75,7 +75,7 @@ class Notifier:
         self.store.shown(req.id, req.revision)
         return posted
 
-    def later(self, req: Request) -> None:
+    def post_request_later(self, req: Request) -> None:
         """Post the request message through the outbox (Slack was busy when it was filed)."""
         self.outbox.put(STEP, lambda: self._post_request(req), lane=f"post:{req.channel or ''}")
 
@@ -88,8 +88,10 @@ class Notifier:
             lane="update",
         )
 
-    def reply(self, request_id: int, message: dict[str, Any], priority: int = STEP) -> None:
-        """A line in the request's thread."""
+    def post_in_thread(
+        self, request_id: int, message: dict[str, Any], priority: int = STEP
+    ) -> None:
+        """A line in the request's thread, through the outbox."""
         self.outbox.put(
             priority, lambda: self._post(request_id, message), lane=self._post_lane(request_id)
         )
@@ -119,10 +121,10 @@ class Notifier:
                     line = blocks.thread_line(with_mentions(text), now)
                     self._announce(rid, line, state)
                 elif state not in _SILENT_STATES:
-                    self.reply(rid, blocks.thread_line(with_mentions(text), now))
+                    self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now))
                 self.refresh(rid)
             case ev.Revised(text=text):
-                self.reply(rid, blocks.thread_line(with_mentions(text), now, "🔁"))
+                self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now, "🔁"))
                 self.refresh(rid)
             case ev.StepStarted(text=text):
                 with self._lock:
@@ -138,7 +140,9 @@ class Notifier:
             case ev.StepStalled(step=step_name, seconds=seconds):
                 req = self.store.get(rid)
                 if req is not None:
-                    self.reply(rid, blocks.stalled_message(self.card(req), step_name, seconds))
+                    self.post_in_thread(
+                        rid, blocks.stalled_message(self.card(req), step_name, seconds)
+                    )
             case ev.Succeeded(text=text):
                 self._outcome(rid, True, text)
             case ev.Failed(text=text, next_step=next_step, vm_down=vm_down):
@@ -152,7 +156,7 @@ class Notifier:
                 self.refresh(rid)
             case ev.Note(text=text, warning=warning):
                 icon = "⚠️" if warning else "✅"
-                self.reply(rid, blocks.thread_line(with_mentions(text), now, icon))
+                self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now, icon))
             case ev.Cleared(text=text):
                 line = blocks.thread_line(with_mentions(text), now, "✅")
                 self._announce(rid, line, State.SUCCEEDED)
@@ -226,7 +230,7 @@ class Notifier:
             self.refresh(req.id)
         for req in self.store.unannounced():
             if req.message_ts is None:
-                self.later(req)
+                self.post_request_later(req)
                 continue
             news = req.outcome or f"#{req.id} is {req.state}"
             line = blocks.thread_line(with_mentions(news), self.clock.now(), "📣")

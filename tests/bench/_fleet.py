@@ -31,8 +31,7 @@ from bot.simulator.faults import Timing
 from bot.simulator.scenario import GIB, generate, load
 from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble
-from bot.slackdouble.driver import Driver
-from bot.slackdouble.driver import until as wait_until
+from bot.slackdouble.driver import Driver, until
 from bot.wiring import Service, start
 from tests.support.processes import bot_env, db_rows, healthy
 from tests.support.slack_rig import CHANNEL, GROUPS, SECRET, USERS, settings_for
@@ -269,10 +268,6 @@ def slack_double(enforce_limits: bool = False) -> SlackDouble:
     )
 
 
-def until(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    return wait_until(probe, what, timeout)
-
-
 # -- reading progress back out of Slack --------------------------------------------------------
 _PERCENT = re.compile(r"(\d+)%")
 
@@ -429,7 +424,7 @@ class FleetRun:
 def wait_for(probe: Callable[[], T | None], timeout: float) -> T | None:
     """Like `until`, but answers None at the deadline (the bench reports what it got)."""
     try:
-        return wait_until(probe, "", timeout)
+        return until(probe, "", timeout)
     except TimeoutError:
         return None
 

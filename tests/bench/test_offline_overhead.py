@@ -26,6 +26,7 @@ from typing import Any
 from bot.simulator import SimulatorServer
 from bot.simulator.scenario import generate
 from bot.slackdouble import SlackDouble
+from bot.slackdouble.driver import until
 from bot.slackdouble.state import Message
 from bot.store.records import Request
 from bot.store.store import Store
@@ -38,7 +39,6 @@ from tests.bench._fleet import (
     real_time_bot,
     simulator,
     slack_double,
-    until,
 )
 from tests.support.slack_rig import CHANNEL
 
@@ -79,11 +79,11 @@ def test_offline_overhead(tmp_path: Path) -> None:
             for index, (latency, text) in enumerate(zip(LATENCIES, commands, strict=True)):
                 sim.faults.latency_s = latency
                 bot.driver.command(text, REQUESTER)
-                message = until(lambda n=index: _nth_message(slack, n), "the request message")
+                message = until(lambda n=index: _nth_message(slack, n), "the request message", 60)
                 pressed = time.time()
                 bot.driver.press(message, "approve", APPROVER)
-                req = until(lambda: _finished(bot.store), "the migration to end", timeout=60)
-                until(lambda r=req: _told(slack, r.thread_ts), "the outcome in the thread")
+                req = until(lambda: _finished(bot.store), "the migration to end", 60)
+                until(lambda r=req: _told(slack, r.thread_ts), "the outcome in the thread", 60)
                 told = min(
                     float(m.ts) for m in slack.replies(CHANNEL, req.thread_ts) if m.reply_broadcast
                 )

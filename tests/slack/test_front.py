@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.blocks import ACTIONS
+from bot.slack.actions import Action
 from bot.slackdouble import form_body, signed_headers, slash_command
 from bot.states import State
 from tests.support.pool import Pool
@@ -211,7 +211,7 @@ def test_every_rendered_button_has_a_listener_that_refuses_garbage(bot: Bot) -> 
     """Each action id the blocks can render is handled; an edited value changes nothing."""
     rid = filed(bot, OFFLINE)
     message = bot.request_message(rid)
-    for action in sorted(ACTIONS):
+    for action in Action:
         block = {"type": "actions", "elements": [{"type": "button", "action_id": action}]}
         shown = {**message, "blocks": [block]}
         key = bot.press_on(shown, action, "ULEAD", value="999:1; DROP TABLE")

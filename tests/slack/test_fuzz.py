@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.slack.blocks import ACTIONS
+from bot.slack.actions import Action
 from bot.slackdouble import (
     block_actions,
     block_suggestion,
@@ -59,11 +59,16 @@ def fresh_url(bot: Bot) -> str:
 
 
 def every_answer_was_well(bot: Bot) -> None:
-    """Once the desk has answered everything: no "Something went wrong", none refused."""
+    """Once the desk has answered everything (on response_urls, or in ephemeral messages where
+    there is none): something was answered, nothing refused, no "Something went wrong"."""
     bot.service.front.desk.stop()  # waits for the answers still being worked out
-    assert not [r for r in bot.slack.responses if "Something went wrong" in str(r.body)]
     calls = bot.slack.calls_to("response_url")
-    assert calls and all(c.status == 200 for c in calls), {c.status for c in calls}
+    posts = bot.slack.calls_to("chat.postEphemeral")
+    assert calls or posts, "nothing was answered"
+    assert all(c.status == 200 for c in calls), {c.status for c in calls}
+    refused = len(posts) - len(bot.slack.ephemerals())
+    assert not refused, f"Slack refused {refused} of {len(posts)} ephemeral messages"
+    assert not [c for c in calls + posts if "Something went wrong" in str(c.args)]
 
 
 def test_any_command_text(bot: Bot) -> None:
@@ -84,7 +89,7 @@ def test_any_button_press(bot: Bot) -> None:
 
     @FUZZ
     @given(
-        action=st.sampled_from(sorted(ACTIONS)) | st.text(min_size=1, max_size=20),
+        action=st.sampled_from(sorted(Action)) | st.text(min_size=1, max_size=20),
         value=junk,
         user=users,
     )
@@ -103,12 +108,45 @@ def test_any_button_press(bot: Bot) -> None:
     every_answer_was_well(bot)
 
 
+def state(kind: str, *values: str | None) -> st.SearchStrategy[Any]:
+    """A modal block's state: its element holding one of `values` or any text, or junk."""
+    value = st.sampled_from(values) | st.text(max_size=20)
+    if kind == "plain_text_input":
+        element = st.builds(lambda v: {"type": kind, "value": v}, value)
+    else:
+        element = st.builds(lambda v: {"type": kind, "selected_option": {"value": v}}, value)
+    return st.dictionaries(st.just("a"), element, min_size=1) | junk
+
+
 def test_any_modal_submission(bot: Bot) -> None:
     """A modal submitted with any shape of values: a field error or a request, never a crash."""
+    form = st.fixed_dictionaries(
+        {
+            "vm": state("external_select", "vm01", "vm02", "web", "nosuch"),
+            "host": state("external_select", "host1", "host3"),
+        },
+        optional={
+            "sr": state("external_select", "nfs1", "nfs2"),
+            "disk_0": state("static_select", "nfs1", "nfs2"),
+            "mode": state("radio_buttons", "live", "offline"),
+            "shutdown": state("radio_buttons", "clean", "hard"),
+            "at": state("plain_text_input", None, "02:00", "2020-01-01T02:00"),
+        },
+    )
     blocks = st.sampled_from(["vm", "host", "sr", "mode", "shutdown", "at", "disk_0", "x"])
+    opened_in = json.dumps({"channel": CHANNEL})  # what the bot put in the modal it opened
+    unknown_vm = {
+        "vm": {"a": {"type": "external_select", "selected_option": {"value": "nosuch"}}},
+        "host": {"a": {"type": "external_select", "selected_option": {"value": "host3"}}},
+    }
 
     @FUZZ
-    @given(values=st.dictionaries(blocks, junk, max_size=6), metadata=st.text(max_size=30))
+    @given(
+        values=form | st.dictionaries(blocks, junk, max_size=6),
+        metadata=st.just(opened_in) | st.text(max_size=30),
+    )
+    @example(values=unknown_vm, metadata=opened_in)  # an ephemeral answer, whatever is drawn
+    @example(values=unknown_vm, metadata="")  # a form that names no channel to answer in
     def send(values: dict[str, Any], metadata: str) -> None:
         view = {
             "id": "V1",
@@ -117,9 +155,15 @@ def test_any_modal_submission(bot: Bot) -> None:
             "private_metadata": metadata,
             "blocks": [],
         }
-        answered_well(bot, payload_body(view_submission(user_id="U1", view=view, values=values)))
+        body = payload_body(view_submission(user_id="U1", view=view, values=values))
+        answer = answered_well(bot, body)
+        if answer:  # a field error; else the form closes and the desk answers in the channel
+            said = json.loads(answer)
+            assert said["response_action"] == "errors", said
+            assert said["errors"] and all(isinstance(e, str) and e for e in said["errors"].values())
 
     send()
+    every_answer_was_well(bot)
 
 
 def test_any_search_text(bot: Bot) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 from bot.slack.outbox import Outbox
 from bot.slackdouble import SlackDouble, block_actions, slash_command
+from bot.slackdouble.driver import until
 from bot.states import State
 from bot.wiring import start
 from tests.support.pool import Pool, Ticker
-from tests.support.slack_rig import CHANNEL, GROUPS, USERS, settings_for, until
+from tests.support.slack_rig import CHANNEL, GROUPS, USERS, settings_for
 
 
 def test_command_and_approval_over_socket_mode(pool: Pool, tmp_path: Path) -> None:
@@ -50,6 +53,8 @@ def test_command_and_approval_over_socket_mode(pool: Pool, tmp_path: Path) -> No
                     lambda: (r := store.get(1)).state in (State.SUCCEEDED, State.FAILED) and r
                 )
                 assert done.state == State.SUCCEEDED, done.outcome
-                assert service.web.port  # the probes are served in Socket Mode too
+                with urllib.request.urlopen(f"{service.web.url}/healthz", timeout=5) as answer:
+                    assert answer.status == 200  # the probes are served in Socket Mode too
+                    assert json.load(answer) == {"ok": True}
             finally:
                 service.stop()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from slack_bolt import Ack, App
@@ -15,15 +14,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from bot.slackdouble import SlackDouble, block_actions, slash_command, view_submission
+from bot.slackdouble.driver import until
 from tests.slackdouble.kit import actions, button, modal
-
-
-def eventually(condition: Callable[[], object], timeout: float = 3) -> None:
-    """Wait (in tiny steps) for another thread to make `condition` true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def command(double: SlackDouble, text: str) -> dict[str, str]:
@@ -98,7 +90,7 @@ def test_bolt_button_press_updates_the_message(
     )
     assert double.socket.send("interactive", payload) == {}
     assert double.socket.envelopes[-1].payload["actions"][0]["value"] == "req-1"
-    eventually(lambda: double.message("C1", ts).edits == 1)
+    until(lambda: double.message("C1", ts).edits == 1, "the edit", 3, 0.01)
     assert double.message("C1", ts).text == "Approved"
 
 
@@ -117,7 +109,8 @@ def test_disconnect_notice_makes_the_client_reconnect(
 ) -> None:
     """After Slack's refresh notice the client fetches a new URL and envelopes reach it."""
     double.socket.disconnect()
-    eventually(lambda: [m["type"] for m in received] == ["hello", "disconnect", "hello"])
+    reconnected = ["hello", "disconnect", "hello"]
+    until(lambda: [m["type"] for m in received] == reconnected, "a reconnection", 3, 0.01)
     assert len(double.calls_to("apps.connections.open")) == 2
     ack = double.socket.send("slash_commands", command(double, "again"))
     assert ack == {"text": "Queued: again"}

@@ -2,13 +2,14 @@
 
 - `kit`: escaping, clipping to Slack's limits, text objects and blocks (the escaping rule).
 - `card`: `Card`, the request as its messages show it (header, plan, disks, checklist).
-- `buttons`: the buttons per state, their confirm dialogs, `ACTIONS` and button values.
+- `buttons`: the buttons per state, their confirm dialogs and button values (the action ids
+  are `bot.slack.actions.Action`).
 - `request`: the request message, dry run, `/migrate list` and `/migrate status`.
 - `thread`: steps, outcome, stuck and stalled notices in the thread; ephemeral replies.
 - `modal`: the "Migrate VM" modal and `block_suggestion` option lists.
 """
 
-from bot.slack.blocks.buttons import ACTIONS, button_value, parse_button_value
+from bot.slack.blocks.buttons import button_value, parse_button_value
 from bot.slack.blocks.card import Card
 from bot.slack.blocks.kit import Message, date_token, escape, mention
 from bot.slack.blocks.modal import MODAL_ID, migrate_modal, options
@@ -24,7 +25,6 @@ from bot.slack.blocks.thread import (
 )
 
 __all__ = [
-    "ACTIONS",
     "MODAL_ID",
     "Card",
     "Message",

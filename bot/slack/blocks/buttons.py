@@ -16,25 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.models import Fix
+from bot.slack.actions import Action
 from bot.slack.blocks.card import Card
 from bot.slack.blocks.kit import button, clip, confirm
 from bot.states import State
-
-APPROVE = "approve"
-REJECT = "reject"
-START = "start"
-CANCEL = "cancel"
-RECHECK = "recheck"
-RETRY_OFFLINE = "retry_offline"
-REFILE = "refile"
-RESTART_TOOLSTACK = "restart_toolstack"
-FIX_PREFIX = "fix_"
-
-# Every action_id a message builder can emit; handlers register exactly these.
-ACTIONS: frozenset[str] = frozenset(
-    {APPROVE, REJECT, START, CANCEL, RECHECK, RETRY_OFFLINE, REFILE, RESTART_TOOLSTACK}
-    | {FIX_PREFIX + fix for fix in Fix}
-)
 
 _VALUE = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
 
@@ -81,35 +66,34 @@ def _moves(card: Card) -> str:
 
 def approve(card: Card) -> Element:
     dialog = confirm(f"Approve #{card.id}?", _moves(card), "Approve")
-    return button("Approve", APPROVE, _value(card), "primary", dialog)
+    return button("Approve", Action.APPROVE, _value(card), "primary", dialog)
 
 
 def reject(card: Card) -> Element:
     text = f"The request ends and {_short(card.vm)} stays where it is; it can be filed again."
-    return button(
-        "Reject", REJECT, _value(card), "danger", confirm(f"Reject #{card.id}?", text, "Reject")
-    )
+    dialog = confirm(f"Reject #{card.id}?", text, "Reject")
+    return button("Reject", Action.REJECT, _value(card), "danger", dialog)
 
 
 def start(card: Card) -> Element:
     dialog = confirm(f"Start #{card.id}?", _moves(card), "Start")
-    return button("Start", START, _value(card), "primary", dialog)
+    return button("Start", Action.START, _value(card), "primary", dialog)
 
 
 def cancel(card: Card, running: bool | None = None) -> Element:
     """Confirmed only while running: before the run the VM has not been touched."""
     if not (card.state == State.RUNNING if running is None else running):
-        return button("Cancel", CANCEL, _value(card))
+        return button("Cancel", Action.CANCEL, _value(card))
     text = (
         "Asks xapi to cancel the running step; late phases of a migration cannot be "
         f"cancelled. If {_short(card.vm)} was shut down, the bot starts it again where it was."
     )
     dialog = confirm(f"Cancel #{card.id}?", text, "Cancel the run", "Let it run")
-    return button("Cancel", CANCEL, _value(card), dialog=dialog)
+    return button("Cancel", Action.CANCEL, _value(card), dialog=dialog)
 
 
 def recheck(card: Card) -> Element:
-    return button("Re-check", RECHECK, _value(card))
+    return button("Re-check", Action.RECHECK, _value(card))
 
 
 def retry_offline(card: Card) -> Element:
@@ -121,7 +105,7 @@ def retry_offline(card: Card) -> Element:
         f"{card.summary.get('estimate', '?')}){again}."
     )
     dialog = confirm(f"Retry #{card.id} offline?", text, "Retry offline")
-    return button("Retry offline", RETRY_OFFLINE, _value(card), "primary", dialog)
+    return button("Retry offline", Action.RETRY_OFFLINE, _value(card), "primary", dialog)
 
 
 def refile(card: Card) -> Element:
@@ -129,7 +113,7 @@ def refile(card: Card) -> Element:
     again = "; it needs approval again" if card.require_approval else ""
     text = f"Files #{card.id}'s command again with a fresh checklist, in this thread{again}."
     dialog = confirm(f"Re-check #{card.id}?", text, "Re-check")
-    return button("Re-check", REFILE, _value(card), dialog=dialog)
+    return button("Re-check", Action.REFILE, _value(card), dialog=dialog)
 
 
 def restart_toolstack(card: Card, other_tasks: list[str] | tuple[str, ...] = ()) -> Element:
@@ -142,7 +126,9 @@ def restart_toolstack(card: Card, other_tasks: list[str] | tuple[str, ...] = ())
     if other_tasks:
         text += " Also aborts: " + ", ".join(other_tasks)
     dialog = confirm(f"Restart the toolstack on {host}?", text, "Restart toolstack")
-    return button(f"Restart toolstack on {host}", RESTART_TOOLSTACK, _value(card), "danger", dialog)
+    return button(
+        f"Restart toolstack on {host}", Action.RESTART_TOOLSTACK, _value(card), "danger", dialog
+    )
 
 
 def fixes(card: Card) -> list[Element]:
@@ -161,9 +147,7 @@ def _switch_offline(card: Card, check: Mapping[str, Any]) -> Element:
         f"{check.get('fix', '')}"
     )
     dialog = confirm(f"Switch #{card.id} to offline?", text, "Switch to offline")
-    return button(
-        "Switch to offline", FIX_PREFIX + Fix.SWITCH_TO_OFFLINE, _value(card), dialog=dialog
-    )
+    return button("Switch to offline", Action.FIX_SWITCH_TO_OFFLINE, _value(card), dialog=dialog)
 
 
 def _delete_snapshots(card: Card, check: Mapping[str, Any]) -> Element:
@@ -174,7 +158,7 @@ def _delete_snapshots(card: Card, check: Mapping[str, Any]) -> Element:
         "and the next backup is a full one; the backups themselves stay."
     )
     dialog = confirm(f"{label} of {_short(card.vm)}?", text, label)
-    return button(label, FIX_PREFIX + Fix.DELETE_SNAPSHOTS, _value(card), "danger", dialog)
+    return button(label, Action.FIX_DELETE_SNAPSHOTS, _value(card), "danger", dialog)
 
 
 def _exclude_backup(card: Card, check: Mapping[str, Any]) -> Element:
@@ -184,7 +168,7 @@ def _exclude_backup(card: Card, check: Mapping[str, Any]) -> Element:
         f"Exclude {_short(card.vm)} from backup?", text[:1].upper() + text[1:], "Exclude"
     )
     return button(
-        "Exclude from backup", FIX_PREFIX + Fix.EXCLUDE_FROM_BACKUP, _value(card), dialog=dialog
+        "Exclude from backup", Action.FIX_EXCLUDE_FROM_BACKUP, _value(card), dialog=dialog
     )
 
 
@@ -194,9 +178,7 @@ def _hard_shutdown(card: Card, check: Mapping[str, Any]) -> Element:
         "whatever the guest has not written to disk is lost."
     )
     dialog = confirm("Use a hard shutdown?", text, "Use hard shutdown")
-    return button(
-        "Use hard shutdown", FIX_PREFIX + Fix.HARD_SHUTDOWN, _value(card), "danger", dialog
-    )
+    return button("Use hard shutdown", Action.FIX_HARD_SHUTDOWN, _value(card), "danger", dialog)
 
 
 _FIXES = {

@@ -58,7 +58,7 @@ _SEVERITY_ORDER = {"blocker": 0, "warning": 1, "pass": 2}
 
 @dataclass(frozen=True)
 class Card:
-    """A request as its messages show it; the caller builds it from a store record."""
+    """A request as its messages show it; `bot.slack.from_store.card` makes it of a record."""
 
     id: int  # shown as #42
     revision: int  # goes into every button value: f"{id}:{revision}"
