@@ -10,13 +10,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.planning.command import (
     USAGE,
+    BadCommand,
     Cancel,
     Help,
     ListRequests,
     MigrateCommand,
     OpenModal,
     Status,
-    UsageError,
     parse,
 )
 from bot.slack import blocks
@@ -36,7 +36,7 @@ def register(app: App, desk: Desk) -> None:
             ack(response_type="ephemeral", **message)
 
         match parse(command.get("text") or ""):
-            case UsageError(message=message):
+            case BadCommand(message=message):
                 say(blocks.usage_message(message))
             case Help():
                 say(blocks.usage_message(USAGE))

@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.planning.command import UsageError
+from bot.planning.command import BadCommand
 from bot.slack import blocks
 from bot.slack.desk import Desk, Reply
 from bot.slack.modal_form import channel_of, command_from
@@ -37,7 +37,7 @@ def register(app: App, desk: Desk) -> None:
         state = view.get("state")
         command = command_from(state.get("values") if isinstance(state, dict) else None)
         user, channel = body["user"]["id"], channel_of(view)
-        if isinstance(command, UsageError):
+        if isinstance(command, BadCommand):
             ack(response_action="errors", errors={"vm": command.reason})
             return
         if refused := desk.channel_refusal(channel):  # the channel the form was opened from

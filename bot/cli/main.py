@@ -51,14 +51,14 @@ def _simulator(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Plan and checklist for a command (exit 1 on a blocker); `--run` then migrates."""
     from bot.cli.text import plan_text
-    from bot.planning.command import MigrateCommand, UsageError, parse
+    from bot.planning.command import BadCommand, MigrateCommand, parse
     from bot.planning.planner import UserError
     from bot.settings import load_settings
     from bot.wiring import build_core, planner, xen_config
     from bot.xen.connection import Xapi
 
     command = parse(args.text)
-    if isinstance(command, UsageError):
+    if isinstance(command, BadCommand):
         print(command.message, file=sys.stderr)
         return 1
     if not isinstance(command, MigrateCommand):

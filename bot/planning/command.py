@@ -1,7 +1,7 @@
 """The `/migrate` grammar: text -> a typed command, or a usage error.
 
 Pure: no I/O, no names resolved here (the handler looks VMs, hosts and SRs up and turns
-`at=` into a time with `bot.planning.when`). Every failure is a `UsageError` value, never an
+`at=` into a time with `bot.planning.when`). Every failure is a `BadCommand` value, never an
 exception, so a typo can never become a stack trace in Slack. The same parser serves the
 CLI (`migrate-bot check "vm01 to host3 sr=nfs1"`).
 """
@@ -72,7 +72,7 @@ class Cancel:
 
 
 @dataclass(frozen=True)
-class UsageError:
+class BadCommand:
     """What was wrong, a blank line, the usage and an example: shown ephemerally as is."""
 
     message: str
@@ -86,9 +86,9 @@ class UsageError:
 Command = MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel
 
 
-def usage_error(reason: str) -> UsageError:
+def usage_error(reason: str) -> BadCommand:
     """Wrap one sentence with the usage, so every refusal teaches the grammar."""
-    return UsageError(f"{reason}\n\n{USAGE}\n\nExample: {EXAMPLE}")
+    return BadCommand(f"{reason}\n\n{USAGE}\n\nExample: {EXAMPLE}")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -134,7 +134,7 @@ _SHUTDOWNS: dict[str, ShutdownKind] = {"clean": "clean", "hard": "hard"}
 _OPTIONS = "sr=, disk:<n|device|vdi>=, mode=, shutdown=, at=, dry-run"
 
 
-def _tokens(text: str) -> list[str] | UsageError:
+def _tokens(text: str) -> list[str] | BadCommand:
     lexer = shlex.shlex(text.translate(_SMART_QUOTES), posix=True)
     lexer.whitespace = _WHITESPACE
     lexer.whitespace_split = True
@@ -160,12 +160,12 @@ def _is_option(token: str) -> bool:
     return bool(eq) and (key in _KEYS or key.startswith("disk:"))
 
 
-def parse(text: str) -> Command | UsageError:
+def parse(text: str) -> Command | BadCommand:
     """Parse what follows `/migrate`; never raises, whatever the text."""
     if len(text) > MAX_LENGTH:
         return usage_error("command is too long")
     tokens = _tokens(text)
-    if isinstance(tokens, UsageError):
+    if isinstance(tokens, BadCommand):
         return tokens
     if not tokens:
         return OpenModal()
@@ -184,7 +184,7 @@ def parse(text: str) -> Command | UsageError:
     return _misplaced_to(tokens)
 
 
-def _status(args: list[str]) -> Status | ListRequests | UsageError:
+def _status(args: list[str]) -> Status | ListRequests | BadCommand:
     if not args:
         return ListRequests()
     if len(args) > 1:
@@ -199,7 +199,7 @@ def _status(args: list[str]) -> Status | ListRequests | UsageError:
     return Status(args[0])
 
 
-def _cancel(args: list[str]) -> Cancel | UsageError:
+def _cancel(args: list[str]) -> Cancel | BadCommand:
     if not args:
         return usage_error("cancel needs a request id, like cancel #42")
     if len(args) > 1:
@@ -210,7 +210,7 @@ def _cancel(args: list[str]) -> Cancel | UsageError:
     return Cancel(request_id)
 
 
-def _misplaced_to(tokens: list[str]) -> UsageError:
+def _misplaced_to(tokens: list[str]) -> BadCommand:
     """Explain why the words do not read as `<vm> to <host>`."""
     lowered = [t.lower() for t in tokens]
     if "to" not in lowered or lowered[0] == "to":
@@ -224,7 +224,7 @@ def _misplaced_to(tokens: list[str]) -> UsageError:
     )
 
 
-def _migrate(tokens: list[str]) -> MigrateCommand | UsageError:
+def _migrate(tokens: list[str]) -> MigrateCommand | BadCommand:
     vm = tokens[0]
     if _is_option(vm):
         return usage_error(f"option {quoted(vm)} must come after '<vm> to <host>'")
@@ -294,7 +294,7 @@ def _migrate(tokens: list[str]) -> MigrateCommand | UsageError:
     )
 
 
-def _stray(token: str) -> UsageError:
+def _stray(token: str) -> BadCommand:
     """A word after the host that is not an option: a hint, or a split name."""
     low = token.lower()
     if low in _HINTS:

@@ -12,13 +12,13 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.planning.command import UsageError, quoted, usage_error
+from bot.planning.command import BadCommand, quoted, usage_error
 
 _CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 _FORMS = "2026-11-26T02:00, 2026-11-26T02:00+01:00, 2026-11-26T01:00Z or HH:MM"
 
 
-def resolve_at(text: str, now: datetime, tz: ZoneInfo) -> datetime | UsageError:
+def resolve_at(text: str, now: datetime, tz: ZoneInfo) -> datetime | BadCommand:
     """The instant `at=<text>` names, in UTC, strictly after `now`; never raises on `text`."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")  # a caller's bug, not the user's
@@ -32,7 +32,7 @@ def resolve_at(text: str, now: datetime, tz: ZoneInfo) -> datetime | UsageError:
         return usage_error(f"{shown} is out of range")
 
 
-def _absolute(text: str, now: datetime, tz: ZoneInfo, shown: str) -> datetime | UsageError:
+def _absolute(text: str, now: datetime, tz: ZoneInfo, shown: str) -> datetime | BadCommand:
     try:
         parsed = datetime.fromisoformat(text.upper())
     except ValueError:
@@ -49,7 +49,7 @@ def _absolute(text: str, now: datetime, tz: ZoneInfo, shown: str) -> datetime | 
     return instant
 
 
-def _next_wall_time(clock: time, now: datetime, tz: ZoneInfo, shown: str) -> datetime | UsageError:
+def _next_wall_time(clock: time, now: datetime, tz: ZoneInfo, shown: str) -> datetime | BadCommand:
     """Today's `clock` in `tz` if still ahead, else tomorrow's, whichever comes first."""
     local_now = now.astimezone(tz)
     for days in range(3):  # three: a zone may skip a whole day (Pacific/Apia, 2011-12-30)
@@ -82,7 +82,7 @@ def _is_date_only(text: str) -> bool:
     return True
 
 
-def _gap(shown: str, tz: ZoneInfo) -> UsageError:
+def _gap(shown: str, tz: ZoneInfo) -> BadCommand:
     return usage_error(
         f"{shown} does not exist in {tz}: the clocks skip that hour, pick another time"
     )

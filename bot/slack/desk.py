@@ -23,7 +23,7 @@ from bot.engine.engine import Engine
 from bot.logs import about
 from bot.messages import OUT_OF_DATE, settled
 from bot.models import Inventory
-from bot.planning.command import MigrateCommand, UsageError, parse_request_id
+from bot.planning.command import BadCommand, MigrateCommand, parse_request_id
 from bot.planning.planner import UserError
 from bot.planning.units import format_size
 from bot.planning.when import resolve_at
@@ -114,7 +114,7 @@ class Desk:
             reply(blocks.notice("Only the configured requesters may file migrations.", "⛔"))
             return
         run_at = self._run_at(command.at)
-        if isinstance(run_at, UsageError):
+        if isinstance(run_at, BadCommand):
             reply(blocks.usage_message(run_at.message))
             return
         preview = self.engine.preview(command)
@@ -137,12 +137,12 @@ class Desk:
                 return
             raise
 
-    def _run_at(self, text: str | None) -> float | UsageError | None:
+    def _run_at(self, text: str | None) -> float | BadCommand | None:
         if text is None:
             return None
         now = datetime.fromtimestamp(self.clock.now(), tz=UTC)
         when = resolve_at(text, now, self.timezone)
-        return when if isinstance(when, UsageError) else when.timestamp()
+        return when if isinstance(when, BadCommand) else when.timestamp()
 
     # -- buttons --------------------------------------------------------------------------
     def press(self, action: Action, value: str, user: str, reply: Reply) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.planning.command import MigrateCommand, UsageError, usage_error
+from bot.planning.command import BadCommand, MigrateCommand, usage_error
 
 
 def channel_of(view: dict[str, Any]) -> str:
@@ -19,7 +19,7 @@ def channel_of(view: dict[str, Any]) -> str:
         return ""
 
 
-def command_from(values: object) -> MigrateCommand | UsageError:
+def command_from(values: object) -> MigrateCommand | BadCommand:
     """Never raises: a payload of any shape is a command or a usage error."""
     fields = values if isinstance(values, dict) else {}
     vm, host = _selected(fields, "vm"), _selected(fields, "host")

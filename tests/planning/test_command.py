@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 
 from bot.planning.command import (
     USAGE,
+    BadCommand,
     Cancel,
     Help,
     ListRequests,
     MigrateCommand,
     OpenModal,
     Status,
-    UsageError,
     parse,
     parse_request_id,
     render,
@@ -142,9 +142,9 @@ BAD = [
 
 @pytest.mark.parametrize(("text", "reason"), BAD)
 def test_bad_input_is_a_usage_error_naming_the_fault(text: str, reason: str) -> None:
-    """Each refusal is a UsageError whose first sentence says what is wrong."""
+    """Each refusal is a BadCommand whose first sentence says what is wrong."""
     result = parse(text)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert reason in result.reason
 
 
@@ -165,7 +165,7 @@ def test_usage_lists_every_option() -> None:
 def test_long_value_is_cut_short_in_the_message() -> None:
     """An echoed value is truncated, so a pasted paragraph does not flood the reply."""
     result = parse("vm01 to host3 mode=" + "f" * 500)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert len(result.reason) < 120
 
 
@@ -194,11 +194,11 @@ def test_parse_request_id(text: str, expected: int | None) -> None:
 
 @given(st.text())
 def test_parse_never_raises_on_any_text(text: str) -> None:
-    """Whatever is typed, parse returns a command or a one-line-reason UsageError, never raises."""
+    """Whatever is typed, parse returns a command or a one-line-reason BadCommand, never raises."""
     result = parse(text)
-    assert not isinstance(result, UsageError) or "\n" not in result.reason
+    assert not isinstance(result, BadCommand) or "\n" not in result.reason
     assert isinstance(
-        result, MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel | UsageError
+        result, MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel | BadCommand
     )
 
 
@@ -245,9 +245,9 @@ PIECES = [
 
 @given(st.lists(st.sampled_from(PIECES), max_size=12), st.sampled_from([" ", "", "\n", "\t"]))
 def test_parse_never_raises_on_grammar_pieces(pieces: list[str], sep: str) -> None:
-    """Shuffled grammar pieces, glued or spaced, still give a command or a UsageError."""
+    """Shuffled grammar pieces, glued or spaced, still give a command or a BadCommand."""
     result = parse(sep.join(pieces))
-    if isinstance(result, UsageError):
+    if isinstance(result, BadCommand):
         assert "\n" not in result.reason
         assert result.message.startswith(result.reason + "\n\n" + USAGE)
     else:

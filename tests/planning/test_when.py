@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.planning.command import USAGE, UsageError
+from bot.planning.command import USAGE, BadCommand
 from bot.planning.when import resolve_at
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -94,7 +94,7 @@ def test_clock_time_next_day_across_spring_forward() -> None:
 def test_past_iso_is_refused(text: str) -> None:
     """A time at or before now is a usage error naming it."""
     result = resolve_at(text, NOW, UTC_ZONE)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert result.reason == f"'at={text}' is in the past"
 
 
@@ -106,7 +106,7 @@ def test_one_second_ahead_is_accepted() -> None:
 def test_spring_forward_gap_is_refused() -> None:
     """A wall time the clocks skip (Paris, last Sunday of March, 02:00-03:00) is refused."""
     result = resolve_at("2026-03-29T02:30", utc(2026, 3, 1), PARIS)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert "'at=2026-03-29T02:30' does not exist in Europe/Paris" in result.reason
 
 
@@ -120,7 +120,7 @@ def test_gap_edges_exist() -> None:
 def test_clock_time_in_tonights_gap_is_refused() -> None:
     """HH:MM that falls in tonight's skipped hour is refused, not moved by a day."""
     result = resolve_at("02:30", utc(2026, 3, 28, 20, 0), PARIS)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert "'at=02:30' on 2026-03-29 does not exist in Europe/Paris" in result.reason
 
 
@@ -152,7 +152,7 @@ def test_clock_time_in_overlap_after_first_occurrence_is_the_second() -> None:
 def test_garbage_is_refused_with_the_accepted_forms(text: str) -> None:
     """Anything but ISO 8601 or HH:MM is a usage error listing the forms that work."""
     result = resolve_at(text, NOW, PARIS)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert "is not a time: use 2026-11-26T02:00" in result.reason
     assert "HH:MM" in result.reason
     assert USAGE in result.message
@@ -161,14 +161,14 @@ def test_garbage_is_refused_with_the_accepted_forms(text: str) -> None:
 def test_date_without_time_is_refused() -> None:
     """A bare date does not silently mean midnight."""
     result = resolve_at("2026-11-26", NOW, PARIS)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert "is a date without a time" in result.reason
 
 
 def test_edge_of_datetime_range_is_a_usage_error() -> None:
     """A year that overflows once moved to UTC is refused, not raised."""
     result = resolve_at("9999-12-31T23:59-05:00", NOW, PARIS)
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadCommand)
     assert "out of range" in result.reason
 
 
@@ -186,13 +186,13 @@ def test_now_in_any_offset_gives_the_same_answer() -> None:
 
 @given(st.text(max_size=40))
 def test_resolve_at_never_raises_on_any_text(text: str) -> None:
-    """Whatever follows at=, the answer is a future UTC instant or a UsageError."""
+    """Whatever follows at=, the answer is a future UTC instant or a BadCommand."""
     result = resolve_at(text, NOW, PARIS)
     if isinstance(result, datetime):
         assert result > NOW
         assert result.tzinfo is UTC
     else:
-        assert isinstance(result, UsageError)
+        assert isinstance(result, BadCommand)
 
 
 @given(
@@ -206,7 +206,7 @@ def test_clock_time_is_within_a_day_and_on_that_wall_time(
     """HH:MM resolves to the next instant showing that wall time, at most 25 hours ahead."""
     now = naive_now.replace(tzinfo=UTC)
     result = resolve_at(f"{hour:02d}:{minute:02d}", now, PARIS)
-    if isinstance(result, UsageError):
+    if isinstance(result, BadCommand):
         assert "does not exist in Europe/Paris" in result.reason
         return
     assert now < result <= now + timedelta(hours=25)

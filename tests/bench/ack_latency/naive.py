@@ -10,12 +10,12 @@ from slack_bolt import Ack, App, Respond
 
 from bot.planning.command import (
     USAGE,
+    BadCommand,
     Cancel,
     Help,
     ListRequests,
     MigrateCommand,
     Status,
-    UsageError,
     parse,
 )
 from bot.planning.planner import UserError
@@ -61,7 +61,7 @@ def naive_app(core: Core, desk: Desk, front_client: Any, executor: ThreadPoolExe
     def migrate(ack: Ack, command: dict[str, Any]) -> None:
         user = command["user_id"]
         match parse(command.get("text") or ""):
-            case UsageError(message=message):
+            case BadCommand(message=message):
                 said = blocks.usage_message(message)
             case Help():
                 said = blocks.usage_message(USAGE)
