@@ -34,7 +34,14 @@ class BotError(Exception):
 
 
 class UserError(BotError):
-    """Something the user must change or retry; the message is for them (no traceback)."""
+    """Something the user must change or retry; the message is for them (no traceback).
+
+    `people`: the Slack user ids the message names, which Slack shows as mentions.
+    """
+
+    def __init__(self, message: str = "", people: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.people = people
 
 
 class PoolUnreachable(UserError):

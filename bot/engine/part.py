@@ -63,6 +63,8 @@ class Part:
     def _move(
         self, req: Request, to: State, actor: str, action: str, text: str, **changes: Any
     ) -> Request | None:
+        if to in FINISHED and actor != "bot":
+            changes["ended_by"] = actor
         new = self.store.transition(
             req.id, to, actor=actor, action=action, details={"text": text}, **changes
         )

@@ -65,7 +65,7 @@ class Requests(Part):
         """
         req = self._get(request_id)
         if req.state != State.PENDING:
-            raise UserError(say.settled(req))
+            raise _settled(req)
         if revision is not None and revision != req.revision:
             raise UserError(say.OUT_OF_DATE)
         preview = self.recheck(req)
@@ -84,7 +84,7 @@ class Requests(Part):
             approved_at=now,
         )
         if approved is None:
-            raise UserError(say.settled(self._get(req.id)))
+            raise _settled(self._get(req.id))
         target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
         queued = self._move(approved, target, actor, str(target), say.queued(target))
         if queued is not None and target == State.QUEUED:
@@ -96,7 +96,7 @@ class Requests(Part):
         text = f"rejected by {actor}"
         new = self._move(req, State.REJECTED, actor, "rejected", text, outcome=text)
         if new is None:
-            raise UserError(say.settled(self._get(req.id)))
+            raise _settled(self._get(req.id))
         return new
 
     def cancel(self, request_id: int, actor: str) -> str:
@@ -245,3 +245,8 @@ class Requests(Part):
     def _running_task(self, request_id: int) -> str | None:
         steps = [s for s in self.store.steps(request_id) if s.state in ("issuing", "running")]
         return steps[-1].task_ref if steps else None
+
+
+def _settled(req: Request) -> UserError:
+    """The refusal of a press that lost to someone's decision, naming whose."""
+    return UserError(say.settled(req), req.people)

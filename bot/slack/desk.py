@@ -30,7 +30,7 @@ from bot.planning.when import resolve_at
 from bot.slack import blocks
 from bot.slack.access import Access
 from bot.slack.actions import FIXES, Action
-from bot.slack.from_store import with_mentions
+from bot.slack.from_store import with_people
 from bot.slack.modal_form import channel_of
 from bot.slack.notify import Notifier
 from bot.slack.outbox import OUTCOME
@@ -83,10 +83,11 @@ class Desk:
         def guarded() -> None:
             try:
                 fn(*args, reply)
-            except UserError as error:
-                reply(blocks.notice(str(error), "⚠️", with_mentions))
-            except VMBusy as busy:
+            except VMBusy as busy:  # a UserError with a sentence of its own here
                 reply(blocks.notice(f"That VM already has an active request: #{busy.request_id}."))
+            except UserError as error:
+                named = error.people
+                reply(blocks.notice(str(error), "⚠️", lambda text: with_people(text, named)))
             except Exception:
                 log.exception("%s failed", getattr(fn, "__name__", fn))
                 reply(blocks.notice("Something went wrong on our side; it is logged.", "❌"))
@@ -186,7 +187,7 @@ class Desk:
             self.notifier.post_request(file_again(req.id, user))
         elif action == Action.RESTART_TOOLSTACK:
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
-            asked = with_mentions(f"{user} asked for a toolstack restart")
+            asked = with_people(f"{user} asked for a toolstack restart", [user])
             self.notifier.post_in_thread(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
             answer = self.engine.restart_toolstack(req.id, user)
             line = blocks.thread_line(blocks.escape(answer), self.clock.now())

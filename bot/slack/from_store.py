@@ -6,16 +6,13 @@ Also the engine's texts (stored outcomes, event lines) as mrkdwn: escaped, peopl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from bot.engine.requests import REFILABLE
 from bot.planning.explain import explain
 from bot.slack.blocks import Card, date_token, escape, mention
 from bot.states import State
 from bot.store.records import Request
-
-# Engine texts name people as "approved by U123" or start with them ("U123 deleted ..."):
-# only those places become mentions, never a VM name that happens to look like an id.
-_ACTOR = re.compile(r"(^|\bby )([UW][A-Z0-9]{1,30})\b")
 
 
 def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
@@ -45,7 +42,7 @@ def status(req: Request) -> str:
     if req.state == State.RUNNING and req.started_at:
         parts.append(f"running since {date_token(req.started_at)}")
     if req.outcome and req.state != State.RUNNING:
-        parts.append(with_mentions(req.outcome))
+        parts.append(with_people(req.outcome, req.people))
     return " · ".join(parts)
 
 
@@ -56,6 +53,14 @@ def retry_offline(req: Request) -> bool:
     return explain(req.error.get("description"), live=True).retry_offline
 
 
-def with_mentions(text: str) -> str:
-    """Escape engine text (it carries VM names) and turn the people it names into mentions."""
-    return _ACTOR.sub(lambda m: m.group(1) + mention(m.group(2)), escape(text))
+def with_people(text: str, people: Iterable[str | None]) -> str:
+    """Escape engine text (it carries VM names) and mention the people it names: the ids
+    its event or record says are people, and only where they stand as whole words."""
+    shown = escape(text)
+    for person in {p for p in people if p}:
+        shown = _word(escape(person)).sub(mention(person), shown)
+    return shown
+
+
+def _word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w@]){re.escape(word)}(?!\w)")

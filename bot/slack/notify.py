@@ -19,9 +19,10 @@ from slack_sdk import WebClient
 from bot.clock import Clock
 from bot.engine import events as ev
 from bot.slack import blocks
+from bot.slack.blocks import escape
 from bot.slack.blocks.board import Row
 from bot.slack.busy import MIN_ROWS, OPEN_AFTER_S, Board, Boards, is_news, row_change
-from bot.slack.from_store import card, with_mentions
+from bot.slack.from_store import card, with_people
 from bot.slack.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
 from bot.states import ACTIVE, FINISHED, State
 from bot.store.records import Request
@@ -116,15 +117,16 @@ class Notifier:
         rid, now = event.request_id, self.clock.now()
         self._tell_board(event)
         match event:
-            case ev.StateChanged(state=state, text=text):
+            case ev.StateChanged(state=state, actor=actor, text=text):
+                shown = with_people(text, [actor])
                 if state in FINISHED and state not in _SILENT_STATES:
-                    line = blocks.thread_line(with_mentions(text), now)
-                    self._announce(rid, line, state)
+                    self._announce(rid, blocks.thread_line(shown, now), state)
                 elif state not in _SILENT_STATES:
-                    self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now))
+                    self.post_in_thread(rid, blocks.thread_line(shown, now))
                 self.refresh(rid)
-            case ev.Revised(text=text):
-                self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now, "🔁"))
+            case ev.Revised(actor=actor, text=text):
+                line = blocks.thread_line(with_people(text, [actor]), now, "🔁")
+                self.post_in_thread(rid, line)
                 self.refresh(rid)
             case ev.StepStarted(text=text):
                 with self._lock:
@@ -156,9 +158,9 @@ class Notifier:
                 self.refresh(rid)
             case ev.Note(text=text, warning=warning):
                 icon = "⚠️" if warning else "✅"
-                self.post_in_thread(rid, blocks.thread_line(with_mentions(text), now, icon))
+                self.post_in_thread(rid, blocks.thread_line(escape(text), now, icon))
             case ev.Cleared(text=text):
-                line = blocks.thread_line(with_mentions(text), now, "✅")
+                line = blocks.thread_line(escape(text), now, "✅")
                 self._announce(rid, line, State.SUCCEEDED)
                 self.refresh(rid)
 
@@ -233,7 +235,7 @@ class Notifier:
                 self.post_request_later(req)
                 continue
             news = req.outcome or f"#{req.id} is {req.state}"
-            line = blocks.thread_line(with_mentions(news), self.clock.now(), "📣")
+            line = blocks.thread_line(with_people(news, req.people), self.clock.now(), "📣")
             self._announce(req.id, line, req.state, broadcast=req.state in FINISHED)
             self.refresh(req.id)
 

@@ -42,6 +42,12 @@ class Request:
     finished_at: float | None
     announced: str | None = None  # the last state whose news reached Slack
     shown_revision: int | None = None  # the revision the request message last showed
+    ended_by: str | None = None  # who rejected or cancelled it (None: the bot, or not ended)
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """Everyone its texts may name: who asked, who approved, who ended it."""
+        return tuple(p for p in (self.requester, self.approved_by, self.ended_by) if p)
 
     @property
     def intent(self) -> Intent:

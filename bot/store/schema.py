@@ -43,6 +43,7 @@ REQUESTS = sa.Table(
     sa.Column("finished_at", sa.Double),
     sa.Column("announced", sa.String(16)),  # the last state the thread was told about
     sa.Column("shown_revision", sa.Integer),  # the revision the request message shows
+    sa.Column("ended_by", sa.String),  # who rejected or cancelled it (a Slack user id)
     sa.Index("requests_state", "state"),
     sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
 )
