@@ -11,7 +11,9 @@ from slack_sdk.errors import SlackApiError
 from bot.planning.command import (
     USAGE,
     BadCommand,
+    BatchCommand,
     Cancel,
+    Enable,
     Help,
     ListRequests,
     MigrateCommand,
@@ -65,3 +67,5 @@ def register(app: App, desk: Desk) -> None:
                 else:
                     say(blocks.notice(f"Checking {migration.vm} …", "⏳"))
                     desk.in_background(desk.file, migration, user, channel, reply=reply)
+            case BatchCommand() | Enable():  # parsed, not served yet (issue 16 in progress)
+                say(blocks.notice("Lists, tags and evacuations are not served yet.", "⚠️"))

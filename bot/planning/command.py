@@ -20,7 +20,11 @@ USAGE = """\
 /migrate                                    opens the Migrate VM modal
 /migrate <vm> to <host> [sr=<sr>] [disk:<n|device|vdi>=<sr> ...] [mode=live|offline]
          [shutdown=clean|hard] [at=<time>] [dry-run]
-/migrate status [<id>|<vm>]    /migrate list    /migrate cancel <id>    /migrate help
+/migrate <vm>,<vm>,... [to <host>[,<host>...]] [sr=<sr>] [mode=…] [at=…] [dry-run]
+/migrate tag:<tag> [to <host>[,<host>...]] [...]      every VM with that tag
+/migrate evacuate <host> [to <host>,<host>] [...]    every VM on that host, one approval
+/migrate enable <host>     /migrate status [<id>|<vm>]    /migrate list
+/migrate cancel <id>       /migrate help
 
 Names are name-labels or UUIDs; quote names with spaces. sr= is the primary storage for
 every disk; disk: overrides it for one disk. at= is ISO 8601 (2026-11-26T02:00) or HH:MM."""
@@ -40,6 +44,30 @@ class MigrateCommand:
     shutdown: ShutdownKind = "clean"
     at: str | None = None  # raw text; bot.when.resolve_at makes it a time
     dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class BatchCommand:
+    """Several VMs under one approval: a list, a tag's VMs, or everything on a host.
+
+    Without `to` the bot places each VM itself (any host but the one it leaves)."""
+
+    vms: tuple[str, ...] = ()  # `vm01,vm02,...`
+    tag: str | None = None  # `tag:<tag>`
+    evacuate: str | None = None  # `evacuate <host>`
+    to: tuple[str, ...] = ()  # the hosts the VMs may go to
+    sr: str | None = None
+    mode: Mode | None = None
+    shutdown: ShutdownKind = "clean"
+    at: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Enable:
+    """`enable <host>`: re-enable a host an evacuation disabled."""
+
+    host: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,7 @@ class BadCommand:
         return self.message.split("\n\n", 1)[0]
 
 
-Command = MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel
+Command = MigrateCommand | BatchCommand | Enable | OpenModal | Help | ListRequests | Status | Cancel
 
 
 def usage_error(reason: str) -> BadCommand:
@@ -134,8 +162,43 @@ _SHUTDOWNS: dict[str, ShutdownKind] = {"clean": "clean", "hard": "hard"}
 _OPTIONS = "sr=, disk:<n|device|vdi>=, mode=, shutdown=, at=, dry-run"
 
 
+LIST = "\ue000"  # stands for a comma outside quotes: it separates the names of a list
+
+
+def _mark_lists(text: str) -> str:
+    """Turn each comma outside quotes (and the spaces around it) into LIST, so
+    `vm01, vm02` is one list and a quoted `"db,primary"` stays one name."""
+    out: list[str] = []
+    quote, i = "", 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == "\\" and quote == '"' and i + 1 < len(text):
+                out += text[i : i + 2]
+                i += 2
+                continue
+            quote = "" if char == quote else quote
+        elif char == "\\" and i + 1 < len(text):
+            out += text[i : i + 2]
+            i += 2
+            continue
+        elif char in "'\"":
+            quote = char
+        elif char == ",":
+            while out and out[-1] in _WHITESPACE:
+                out.pop()
+            out.append(LIST)
+            i += 1
+            while i < len(text) and text[i] in _WHITESPACE:
+                i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 def _tokens(text: str) -> list[str] | BadCommand:
-    lexer = shlex.shlex(text.translate(_SMART_QUOTES), posix=True)
+    lexer = shlex.shlex(_mark_lists(text.translate(_SMART_QUOTES)), posix=True)
     lexer.whitespace = _WHITESPACE
     lexer.whitespace_split = True
     lexer.commenters = ""
@@ -148,7 +211,18 @@ def _tokens(text: str) -> list[str] | BadCommand:
     for token in tokens:
         if _CONTROL.search(token):
             return usage_error(f"{quoted(token)} contains a control character")
+    # Lists stand first (the VMs) or after `to` (the hosts), nowhere else.
+    for n, token in enumerate(tokens):
+        if LIST in token and n != 0 and tokens[n - 1].lower() != "to":
+            return usage_error(
+                f"{quoted(_plain(token))}: commas separate the VMs of a list or the hosts "
+                "after 'to'; quote a name that has a comma"
+            )
     return tokens
+
+
+def _plain(token: str) -> str:
+    return token.replace(LIST, ",")
 
 
 def _is_option(token: str) -> bool:
@@ -169,10 +243,19 @@ def parse(text: str) -> Command | BadCommand:
         return tokens
     if not tokens:
         return OpenModal()
+    first = tokens[0]
+    verb, args = first.lower(), tokens[1:]
+    if verb.startswith("tag:"):  # a VM named `tag:…` is given by its UUID
+        return _tagged(first[len("tag:") :], args)
     # `to` in second place makes it a migration even when the VM is called `list` or `help`.
-    if len(tokens) > 1 and tokens[1].lower() == "to":
+    if len(tokens) > 1 and tokens[1].lower() == "to" and LIST not in first:
         return _migrate(tokens)
-    verb, args = tokens[0].lower(), tokens[1:]
+    if LIST in first:
+        return _batch(args, vms=first)
+    if verb == "evacuate":
+        return _batch(args[1:], evacuate=args[0] if args else "")
+    if verb == "enable":
+        return Enable(args[0]) if len(args) == 1 else usage_error("enable takes one host name")
     if verb == "help":
         return Help()
     if verb == "list":
@@ -210,6 +293,62 @@ def _cancel(args: list[str]) -> Cancel | BadCommand:
     return Cancel(request_id)
 
 
+def _names(token: str, what: str) -> tuple[str, ...] | BadCommand:
+    """The names of a list (`vm01,vm02`), each once."""
+    names = tuple(token.split(LIST))
+    if not all(n.strip() for n in names):
+        return usage_error(f"an empty {what} name in {quoted(_plain(token))}")
+    if len(set(names)) != len(names):
+        return usage_error(f"a {what} is named twice in {quoted(_plain(token))}")
+    return names
+
+
+def _tagged(tag: str, rest: list[str]) -> BatchCommand | BadCommand:
+    if LIST in tag:
+        return usage_error("one tag at a time, like tag:web")
+    if not tag.strip():
+        return usage_error("tag: needs a tag, like tag:web")
+    return _batch(rest, tag=tag)
+
+
+def _batch(
+    rest: list[str], *, vms: str = "", tag: str | None = None, evacuate: str | None = None
+) -> BatchCommand | BadCommand:
+    """`<subject> [to <host>,<host>] [options]` for a list, a tag or an evacuation."""
+    listed: tuple[str, ...] = ()
+    if vms:
+        names = _names(vms, "VM")
+        if isinstance(names, BadCommand):
+            return names
+        listed = names
+    if evacuate is not None and (not evacuate.strip() or _is_option(evacuate)):
+        return usage_error("evacuate needs a host, like evacuate host1")
+    to: tuple[str, ...] = ()
+    if rest and rest[0].lower() == "to":
+        if len(rest) < 2 or _is_option(rest[1]):
+            return usage_error("expected a host (or hosts, comma-separated) after 'to'")
+        hosts = _names(rest[1], "host")
+        if isinstance(hosts, BadCommand):
+            return hosts
+        to, rest = hosts, rest[2:]
+    options = _options(rest)
+    if isinstance(options, BadCommand):
+        return options
+    if options.disks:
+        return usage_error("disk:<n>= names one VM's disk: give sr= for several VMs")
+    return BatchCommand(
+        vms=listed,
+        tag=tag,
+        evacuate=evacuate,
+        to=to,
+        sr=options.sr,
+        mode=options.mode,
+        shutdown=options.shutdown,
+        at=options.at,
+        dry_run=options.dry_run,
+    )
+
+
 def _misplaced_to(tokens: list[str]) -> BadCommand:
     """Explain why the words do not read as `<vm> to <host>`."""
     lowered = [t.lower() for t in tokens]
@@ -237,11 +376,43 @@ def _migrate(tokens: list[str]) -> MigrateCommand | BadCommand:
         return usage_error(f"expected a host after 'to', not the option {quoted(host)}")
     if not host.strip():
         return usage_error("the host name is empty")
+    if LIST in host:
+        return usage_error(
+            f"one VM goes to one host, not {quoted(_plain(host))}: hosts to choose from are "
+            "for several VMs (vm01,vm02 to host2,host3)"
+        )
 
+    options = _options(tokens[3:])
+    if isinstance(options, BadCommand):
+        return options
+    return MigrateCommand(
+        vm=vm,
+        host=host,
+        sr=options.sr,
+        disks=options.disks,
+        mode=options.mode,
+        shutdown=options.shutdown,
+        at=options.at,
+        dry_run=options.dry_run,
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    sr: str | None
+    disks: tuple[tuple[str, str], ...]
+    mode: Mode | None
+    shutdown: ShutdownKind
+    at: str | None
+    dry_run: bool
+
+
+def _options(tokens: list[str]) -> _Options | BadCommand:
+    """The options after the subject: sr=, disk:<n>=, mode=, shutdown=, at=, dry-run."""
     values: dict[str, str] = {}
     disks: list[tuple[str, str]] = []
     dry_run = False
-    for token in tokens[3:]:
+    for token in tokens:
         low = token.lower()
         if low in _DRY_RUN:
             if dry_run:
@@ -282,9 +453,7 @@ def _migrate(tokens: list[str]) -> MigrateCommand | BadCommand:
         return usage_error(f"shutdown must be clean or hard, not {quoted(values['shutdown'])}")
     if mode == "live" and shutdown == "hard":
         return usage_error("shutdown=hard applies to offline migrations, not mode=live")
-    return MigrateCommand(
-        vm=vm,
-        host=host,
+    return _Options(
         sr=values.get("sr"),
         disks=tuple(disks),
         mode=mode,
@@ -304,7 +473,7 @@ def _stray(token: str) -> BadCommand:
     return usage_error(f"unexpected {quoted(token)} after the host: quote names with spaces")
 
 
-_PLAIN = re.compile(r"[^\s'\"\\]+")
+_PLAIN = re.compile(r"[^\s'\"\\,]+")
 
 
 def _quote(name: str) -> str:
@@ -312,15 +481,25 @@ def _quote(name: str) -> str:
     return name if _PLAIN.fullmatch(name) else shlex.quote(name)
 
 
-def render(cmd: MigrateCommand) -> str:
+def render(cmd: MigrateCommand | BatchCommand) -> str:
     """The text that parses back to `cmd`: for echoes, audit lines and "run again" hints.
 
     Exact for every command `parse` returns (those never hold smart quotes: parse turned
     them into plain ones)."""
-    words = [_quote(cmd.vm), "to", _quote(cmd.host)]
+    if isinstance(cmd, MigrateCommand):
+        words = [_quote(cmd.vm), "to", _quote(cmd.host)]
+    elif cmd.evacuate is not None:
+        words = ["evacuate", _quote(cmd.evacuate)]
+    elif cmd.tag is not None:
+        words = [f"tag:{_quote(cmd.tag)}"]
+    else:
+        words = [_listing(cmd.vms)]
+    if isinstance(cmd, BatchCommand) and cmd.to:
+        words += ["to", _listing(cmd.to)]
     if cmd.sr is not None:
         words.append(f"sr={_quote(cmd.sr)}")
-    words += [f"disk:{_quote(sel)}={_quote(sr)}" for sel, sr in cmd.disks]
+    if isinstance(cmd, MigrateCommand):
+        words += [f"disk:{_quote(sel)}={_quote(sr)}" for sel, sr in cmd.disks]
     if cmd.mode is not None:
         words.append(f"mode={cmd.mode}")
     if cmd.shutdown != "clean":
@@ -330,3 +509,7 @@ def render(cmd: MigrateCommand) -> str:
     if cmd.dry_run:
         words.append("dry-run")
     return " ".join(words)
+
+
+def _listing(names: tuple[str, ...]) -> str:
+    return ",".join(_quote(name) for name in names)

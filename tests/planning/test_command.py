@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from bot.planning.command import (
     USAGE,
     BadCommand,
+    BatchCommand,
     Cancel,
+    Enable,
     Help,
     ListRequests,
     MigrateCommand,
@@ -84,6 +86,34 @@ GOOD = [
     ("help to host3", MigrateCommand("help", "host3")),
     ("list to status", MigrateCommand("list", "status")),
     ("vm#1 to host3", MigrateCommand("vm#1", "host3")),
+    ('"db,primary" to host3', MigrateCommand("db,primary", "host3")),
+    ("db\\,primary to host3", MigrateCommand("db,primary", "host3")),
+    ("vm01,vm02 to host3", BatchCommand(vms=("vm01", "vm02"), to=("host3",))),
+    (
+        "vm01, vm02 ,'web server' to host2, host3 sr=nfs1 mode=offline dry-run",
+        BatchCommand(
+            vms=("vm01", "vm02", "web server"),
+            to=("host2", "host3"),
+            sr="nfs1",
+            mode="offline",
+            dry_run=True,
+        ),
+    ),
+    ('vm01,"db,primary" to host3', BatchCommand(vms=("vm01", "db,primary"), to=("host3",))),
+    ("vm01,vm02", BatchCommand(vms=("vm01", "vm02"))),
+    ("tag:web to host3", BatchCommand(tag="web", to=("host3",))),
+    ("TAG:Web at=02:00", BatchCommand(tag="Web", at="02:00")),
+    ("tag:'web tier' to host3", BatchCommand(tag="web tier", to=("host3",))),
+    ("evacuate host1", BatchCommand(evacuate="host1")),
+    (
+        "Evacuate host1 to host2,host3 mode=offline shutdown=hard at=02:00",
+        BatchCommand(
+            evacuate="host1", to=("host2", "host3"), mode="offline", shutdown="hard", at="02:00"
+        ),
+    ),
+    ("evacuate to host3", MigrateCommand("evacuate", "host3")),
+    ("enable host1", Enable("host1")),
+    ("enable 'rack 2'", Enable("rack 2")),
 ]
 
 
@@ -137,6 +167,23 @@ BAD = [
     ("cancel #0", "cancel needs a request id like #42, not '#0'"),
     ("cancel 1 2", "cancel takes one request id"),
     ("x" * 2001, "command is too long"),
+    ("vm01 to host2,host3", "one VM goes to one host, not 'host2,host3'"),
+    ("vm01,,vm02 to host3", "an empty VM name in 'vm01,,vm02'"),
+    ("vm01,vm01 to host3", "a VM is named twice in 'vm01,vm01'"),
+    ("vm01,vm02 to host3,host3", "a host is named twice"),
+    ("vm01,vm02 to", "expected a host (or hosts, comma-separated) after 'to'"),
+    ("vm01,vm02 to sr=nfs1", "expected a host (or hosts, comma-separated) after 'to'"),
+    ("vm01,vm02 to host3 disk:1=nfs1", "give sr= for several VMs"),
+    ("vm01,vm02 to host3 sr=a,b", "commas separate the VMs of a list"),
+    ("evacuate host1,host2", "commas separate the VMs of a list"),
+    ("evacuate", "evacuate needs a host"),
+    ("evacuate sr=nfs1", "evacuate needs a host"),
+    ("evacuate host1 host2", "unexpected 'host2'"),
+    ("tag:", "tag: needs a tag"),
+    ("tag:web,db to host3", "one tag at a time"),
+    ("status vm01,vm02", "commas separate the VMs of a list"),
+    ("enable", "enable takes one host name"),
+    ("enable host1 host2", "enable takes one host name"),
 ]
 
 
@@ -198,7 +245,16 @@ def test_parse_never_raises_on_any_text(text: str) -> None:
     result = parse(text)
     assert not isinstance(result, BadCommand) or "\n" not in result.reason
     assert isinstance(
-        result, MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel | BadCommand
+        result,
+        MigrateCommand
+        | BatchCommand
+        | Enable
+        | OpenModal
+        | Help
+        | ListRequests
+        | Status
+        | Cancel
+        | BadCommand,
     )
 
 
@@ -240,6 +296,14 @@ PIECES = [
     "\\",
     "#",
     "\x00",
+    ",",
+    " , ",
+    "vm01,vm02",
+    "host2,host3",
+    "evacuate",
+    "tag:web",
+    "tag:",
+    "enable",
 ]
 
 
@@ -252,13 +316,21 @@ def test_parse_never_raises_on_grammar_pieces(pieces: list[str], sep: str) -> No
         assert result.message.startswith(result.reason + "\n\n" + USAGE)
     else:
         assert isinstance(
-            result, MigrateCommand | OpenModal | Help | ListRequests | Status | Cancel
+            result,
+            MigrateCommand
+            | BatchCommand
+            | Enable
+            | OpenModal
+            | Help
+            | ListRequests
+            | Status
+            | Cancel,
         )
 
 
 # parse() turns smart quotes into plain ones, so no parsed command holds one; `=` would
-# make a name read as an option.
-SMART_QUOTES = "\u201c\u201d\u2018\u2019"
+# make a name read as an option; U+E000 is the parser's own mark for a comma outside quotes.
+SMART_QUOTES = "\u201c\u201d\u2018\u2019\ue000"
 _NAME_CHARS = st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="=" + SMART_QUOTES)
 _VALUE_CHARS = st.characters(exclude_categories=("Cc", "Cs"), exclude_characters=SMART_QUOTES)
 names = st.text(_NAME_CHARS, min_size=1, max_size=20).filter(
@@ -282,8 +354,28 @@ def migrate_commands(draw: st.DrawFn) -> MigrateCommand:
     )
 
 
-@given(migrate_commands())
-def test_render_parses_back_to_the_same_command(cmd: MigrateCommand) -> None:
+@st.composite
+def batch_commands(draw: st.DrawFn) -> BatchCommand:
+    mode = draw(st.sampled_from([None, "live", "offline"]))
+    subject = draw(st.sampled_from(["vms", "tag", "evacuate"]))
+    host = names.filter(lambda s: s.lower() != "to")  # `evacuate to x` moves a VM named evacuate
+    return BatchCommand(
+        vms=tuple(draw(st.lists(names, min_size=2, max_size=4, unique=True)))
+        if subject == "vms"
+        else (),
+        tag=draw(names) if subject == "tag" else None,
+        evacuate=draw(host) if subject == "evacuate" else None,
+        to=tuple(draw(st.lists(names, max_size=3, unique=True))),
+        sr=draw(st.none() | values),
+        mode=mode,
+        shutdown="clean" if mode == "live" else draw(st.sampled_from(["clean", "hard"])),
+        at=draw(st.none() | values),
+        dry_run=draw(st.booleans()),
+    )
+
+
+@given(migrate_commands() | batch_commands())
+def test_render_parses_back_to_the_same_command(cmd: MigrateCommand | BatchCommand) -> None:
     """render() quotes what needs quoting, so its text parses back to the very same command."""
     assert parse(render(cmd)) == cmd
 
