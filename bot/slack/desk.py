@@ -165,7 +165,7 @@ class Desk:
         if refused is None and action in DECISIONS and req.state != State.PENDING:
             # Lost to someone's press: say whose, as the engine does when it sees the race.
             self.store.audit(req.id, user, "refused", {"action": action, "why": settled(req)})
-            raise UserError(settled(req))
+            raise UserError(settled(req), req.people)
         if refused is None and revision != req.revision and action not in FILE_AGAIN:
             refused = OUT_OF_DATE
         if refused:
