@@ -66,6 +66,8 @@ def control(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
             faults.drop_until = sim.now() + float(request["seconds"])
         elif fault == "latency":
             faults.latency_s = float(request["seconds"])
+        elif fault == "ha_plan_breaks":
+            faults.ha_plan_breaks = bool(request.get("on", True))
         elif fault == "reset_calls":
             sim.calls.reset()
         else:

@@ -65,6 +65,8 @@ class Faults:
     on_down_hosts: list[Callable[[], None]] = field(default_factory=list)  # server hooks
     deny_task_destroy: bool = False  # task.destroy: RBAC_PERMISSION_DENIED (task.destroy/any)
     unreported_task_deletes: bool = False  # event.from leaves out tasks' `del` events
+    # with HA on, host.disable breaks the failover plan: HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN
+    ha_plan_breaks: bool = False
 
     def set_host_down(self, address: str, down: bool = True) -> None:
         """The host at `address` stops listening: connections are refused, as by a dead host

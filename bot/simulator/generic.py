@@ -1,4 +1,5 @@
-"""The methods xapi generates for every class: getters, setters, map and set edits.
+"""The methods xapi generates for every class: getters, setters, map and set edits,
+`get_all`, `get_all_records` and `get_all_records_where` (`filters.py`).
 
 `resolve("VM.get_power_state")` builds the method on demand from the schema, including
 xapi's alternative wire name `VM_get_power_state` (how `event_from` reaches `event.from`).
@@ -9,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.simulator.filters import records_where
 from bot.simulator.pool import REGISTRY, Method, Simulator
 from bot.simulator.rules import refresh_allowed
-from bot.simulator.schema import CLASSES, FIELDS, MAPS, NAMED, SETS, WRITABLE
+from bot.simulator.schema import CLASSES, EXPOSED, FIELDS, MAPS, NAMED, SETS, WRITABLE
 from bot.simulator.wire import XapiError
 
 _BY_LENGTH = sorted(CLASSES, key=len, reverse=True)
@@ -46,12 +48,16 @@ def resolve(sim: Simulator, name: str) -> Method | None:
 
 def _generic(cls: str, verb: str) -> Method | None:
     fields = FIELDS[cls]
+    if verb in ("get_all", "get_all_records", "get_all_records_where") and cls not in EXPOSED:
+        return None
     if verb == "get_all":
         return _method(lambda sim, _s: list(sim.db.tables[cls]), 0)
     if verb == "get_all_records":
         return _method(
             lambda sim, _s: {ref: sim.db.snapshot(cls, ref) for ref in sim.db.tables[cls]}, 0
         )
+    if verb == "get_all_records_where":
+        return _method(lambda sim, _s, expr: records_where(sim, cls, expr), 1)
     if verb == "get_record":
         return _method(lambda sim, _s, ref: sim.db.snapshot(cls, ref), 1)
     if verb == "get_by_uuid":

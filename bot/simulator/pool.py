@@ -57,20 +57,37 @@ class Method:
     max_args: int
     is_process: bool
     needs_session: bool
+    # (xapi release, parameters before it): a parameter that release added, as
+    # `host.disable`'s `auto_enable` (xapi 25.31.0); an older xapi counts it as one too many.
+    added: tuple[tuple[int, ...], int] | None = None
+
+    def max_args_on(self, release: tuple[int, ...]) -> int:
+        if self.added is not None and release < self.added[0]:
+            return self.added[1]
+        return self.max_args
 
 
 REGISTRY: dict[str, Method] = {}
 NO_SESSION = {"session.login_with_password", "session.slave_local_login_with_password"}
 
 
-def xapi(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a method body `f(sim, call, *params)` under its xapi wire name."""
+def xapi(
+    name: str, added: tuple[tuple[int, ...], int] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a method body `f(sim, call, *params)` under its xapi wire name; `added`
+    names the xapi release that brought its last optional parameters and how many
+    parameters it took before."""
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         params = list(inspect.signature(func).parameters.values())[2:]
         required = sum(1 for p in params if p.default is inspect.Parameter.empty)
         REGISTRY[name] = Method(
-            func, required, len(params), inspect.isgeneratorfunction(func), name not in NO_SESSION
+            func,
+            required,
+            len(params),
+            inspect.isgeneratorfunction(func),
+            name not in NO_SESSION,
+            added,
         )
         return func
 
@@ -98,6 +115,9 @@ class Simulator:
         self.load: dict[str, float] = {}  # VM ref -> CPU usage 0..1 (query_data_source)
         self.agent_down_until: dict[str, float] = {}  # host ref -> simulator time
         self.guest_agent_due: dict[str, float] = {}  # VM ref -> when its agent reports
+        # host ref -> its local database (xapi's Localdb: /var/lib/xcp/local.db), the keys
+        # that outlive a toolstack restart, e.g. `host_auto_enable`
+        self.localdb: dict[str, dict[str, str]] = {}
         self.pool_ref = NULL_REF
         self._running: list[_Running] = []
         self._cancel_requested: set[str] = set()
@@ -179,6 +199,15 @@ class Simulator:
     @property
     def master(self) -> str:
         return self.db.get("pool", self.pool_ref)["master"]
+
+    def xapi_version(self) -> tuple[int, ...]:
+        """The master's xapi release (`software_version['xapi']`, e.g. `25.6.0`)."""
+        text = str(self.db.get("host", self.master)["software_version"].get("xapi", "0"))
+        parts = []
+        for part in text.split("."):
+            digits = "".join(c for c in part if c.isdigit())
+            parts.append(int(digits) if digits else 0)
+        return tuple(parts)
 
     def create_task(self, label: str, session: str, host: str | None = None) -> str:
         return self.db.create(
@@ -306,10 +335,9 @@ class Simulator:
             if entry is None:
                 raise XapiError("MESSAGE_METHOD_UNKNOWN", method)
             given = len(params) - (1 if entry.needs_session else 0)
-            if given < entry.min_args or given > entry.max_args:
-                raise XapiError(
-                    "MESSAGE_PARAMETER_COUNT_MISMATCH", method, entry.max_args, max(given, 0)
-                )
+            most = entry.max_args_on(self.xapi_version()) if entry.added else entry.max_args
+            if given < entry.min_args or given > most:
+                raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, most, max(given, 0))
             self._check_master(address, name)
             session = self.check_session(params[0]) if entry.needs_session else ""
             args = params[1:] if entry.needs_session else params

@@ -114,9 +114,57 @@ def feature_error(sim: Simulator, ref: str, op: str, forced: bool = False) -> Xa
     return None
 
 
+# A host's operations (`ocaml/xapi/xapi_host_helpers.ml`, `all_operations`; newer xapi
+# adds `apply_updates` and `enable`, not modelled). Some bring VMs in, some take them away.
+HOST_OPERATIONS = (
+    "provision",
+    "evacuate",
+    "reboot",
+    "shutdown",
+    "vm_start",
+    "vm_resume",
+    "vm_migrate",
+    "power_on",
+)
+HOST_CREATING = ("provision", "vm_resume", "vm_migrate")
+HOST_REMOVING = ("evacuate", "reboot", "shutdown")
+
+
+def host_allowed(sim: Simulator, host: str) -> list[str]:
+    """`xapi_host_helpers.ml` `valid_operations`: an operation that brings VMs in is not
+    allowed while one that takes them away runs, and the reverse; reboot and shutdown only
+    once the host is disabled (`HOST_NOT_DISABLED`) and not both; one provision at a time;
+    no power_on for a live host (nor without a power-on mode, which no simulated host has).
+    So an enabled idle host allows provision, evacuate, vm_start, vm_resume and vm_migrate;
+    a disabled one reboot and shutdown too."""
+    record = sim.db.get("host", host)
+    current = list(record["current_operations"].values())
+    creating = any(op in HOST_CREATING for op in current)
+    removing = any(op in HOST_REMOVING for op in current)
+    blocked = {"power_on"}
+    for op in HOST_OPERATIONS:
+        if (op in HOST_CREATING and removing) or (op in HOST_REMOVING and creating):
+            blocked.add(op)
+    if "reboot" in current:
+        blocked.add("shutdown")
+    if "shutdown" in current:
+        blocked.add("reboot")
+    if "provision" in current:
+        blocked.add("provision")
+    if record["enabled"]:
+        blocked |= {"reboot", "shutdown"}
+    return [op for op in HOST_OPERATIONS if op not in blocked]
+
+
 def refresh_allowed(sim: Simulator, cls: str, ref: str) -> None:
-    """xapi's advisory allowed_operations: empty while busy, else what the power state, the
-    blocked operations and the guest's features allow."""
+    """xapi's advisory allowed_operations: for a VM, empty while busy, else what the power
+    state, the blocked operations and the guest's features allow; for a host, what
+    `host_allowed` says."""
+    if cls == "host" and sim.db.exists("host", ref):
+        allowed = host_allowed(sim, ref)
+        if sim.db.get("host", ref)["allowed_operations"] != allowed:
+            sim.db.update("host", ref, allowed_operations=allowed)
+        return
     if cls != "VM":
         return
     record = vm(sim, ref)

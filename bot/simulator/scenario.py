@@ -12,6 +12,7 @@ from its API version.
 from __future__ import annotations
 
 import json
+import math
 import random
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,7 @@ from bot.clock import Clock
 from bot.simulator import storage
 from bot.simulator.faults import Timing
 from bot.simulator.pool import Simulator
-from bot.simulator.rules import refresh_allowed, refresh_host_metrics
+from bot.simulator.rules import RUNNING_STATES, refresh_allowed, refresh_host_metrics
 from bot.simulator.schema import FIELDS, lacking
 from bot.simulator.wire import NULL_REF, wire_int, wire_time
 
@@ -52,7 +53,7 @@ def read(name_or_path: str) -> dict[str, Any]:
 
 
 def _large_args(name: str) -> dict[str, int]:
-    """`large` or `large:vms=5000,hosts=16,srs=40`."""
+    """`large` or `large:vms=5000,hosts=16,srs=40,on_first=100`."""
     _, _, spec = name.partition(":")
     return {k: int(v) for k, v in (p.split("=") for p in spec.split(",") if p)}
 
@@ -143,6 +144,10 @@ class _Builder:
             self._vm(vm)
         for template in data.get("templates", []):
             self._vm({"name": template, "power": "Halted"}, template=True)
+        for host in self.hosts.values():  # the many end of VM.resident_on, as xapi keeps it
+            resident = [v for v, r in self.db.tables["VM"].items() if r["resident_on"] == host]
+            self.db.update("host", host, resident_VMs=resident)
+            refresh_allowed(self.sim, "host", host)
         refresh_host_metrics(self.sim, *self.hosts.values())
 
     def _host(self, index: int, spec: dict[str, Any]) -> None:
@@ -235,6 +240,10 @@ class _Builder:
     ) -> str:
         host = host or (self.hosts[spec["host"]] if spec.get("host") else NULL_REF)
         power = spec.get("power", "Running" if host != NULL_REF else "Halted")
+        # A Running or Paused VM has a domain on its host; a Suspended one, like a Halted
+        # one, is resident nowhere (`xapi_vm_lifecycle.ml`, force_state_reset: resident_on
+        # NULL and domid -1 for Halted and Suspended).
+        live = power in RUNNING_STATES and host != NULL_REF
         memory = wire_int(int(spec.get("memory_gib", 2) * GIB))
         vcpus = str(spec.get("vcpus", 2))
         pv = bool(spec.get("pv", False))
@@ -245,7 +254,7 @@ class _Builder:
             power_state=power,
             is_a_template=template,
             is_control_domain=control,
-            resident_on=host if power == "Running" else NULL_REF,
+            resident_on=host if live else NULL_REF,
             affinity=self.hosts.get(spec.get("affinity", ""), NULL_REF),
             memory_static_max=memory,
             memory_dynamic_max=memory,
@@ -255,7 +264,7 @@ class _Builder:
             memory_overhead=wire_int(int(spec.get("memory_gib", 2) * GIB) // 128),
             VCPUs_max=vcpus,
             VCPUs_at_startup=vcpus,
-            domid="0" if control else ("-1" if power != "Running" else "1"),
+            domid="0" if control else ("1" if live else "-1"),
             tags=list(spec.get("tags", [])),
             other_config=dict(spec.get("other_config", {})),
             platform={"nomigrate": "true"} if spec.get("nomigrate") else {},
@@ -378,8 +387,21 @@ def _mac(ref: str, index: int = 0) -> str:
     return f"02:{index:02x}:" + ":".join(digits[i : i + 2] for i in range(0, 8, 2))
 
 
-def generate(vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1) -> dict[str, Any]:
-    """A large, deterministic pool for benchmarks: local + shared SRs, VMs spread over hosts."""
+def generate(
+    vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1, on_first: int | None = None
+) -> dict[str, Any]:
+    """A large, deterministic pool for benchmarks: local + shared SRs, VMs spread over hosts.
+
+    With `on_first`, that many VMs run on the first host (`host01`, the master) and the
+    rest spread over the others (an evacuation benchmark): every host gets the same memory,
+    enough for the first host's VMs and for the others to take them in on top of their
+    own. Each host keeps its control domain (a real pool's dom0, `is_control_domain`,
+    resident on its host), which an evacuation must leave alone. Without `on_first` the
+    pool is the same as ever."""
+    if on_first is not None and not 0 <= on_first <= vms:
+        raise ValueError(f"on_first={on_first}: between 0 and vms={vms}")
+    if on_first is not None and hosts < 2:
+        raise ValueError("on_first needs at least two hosts: the others take its VMs")
     rng = random.Random(seed)
     host_names = [f"host{i + 1:02d}" for i in range(hosts)]
     local = min(hosts, srs // 2)
@@ -393,21 +415,44 @@ def generate(vms: int = 1000, hosts: int = 16, srs: int = 40, seed: int = 1) -> 
     for i in range(vms):
         running = rng.random() < 0.8
         sr = rng.choice(shared)
+        host: str | None = host_names[i % hosts] if running else None
+        if on_first is not None and i < on_first:
+            host = host_names[0]
+        elif on_first is not None:
+            host = host_names[1 + i % (hosts - 1)] if running else None
         vm_specs.append(
             {
                 "name": f"vm{i + 1:05d}",
-                "host": host_names[i % hosts] if running else None,
+                "host": host,
                 "memory_gib": rng.choice([1, 2, 4]),
                 "cpu": round(rng.random() * 0.6, 2),
                 "disks": [{"name": f"vm{i + 1:05d} root", "size_gib": 20, "used_gib": 8, "sr": sr}],
             }
         )
+    memory = max(512, vms * 4 // hosts)
+    if on_first is not None:
+        memory = max(memory, _room_for_evacuation(vm_specs, host_names))
     return {
         "pool": f"large-{vms}",
         "hosts": [
-            {"name": n, "memory_gib": max(512, vms * 4 // hosts), "master": i == 0}
-            for i, n in enumerate(host_names)
+            {"name": n, "memory_gib": memory, "master": i == 0} for i, n in enumerate(host_names)
         ],
         "srs": sr_specs,
         "vms": vm_specs,
     }
+
+
+def _room_for_evacuation(vm_specs: list[dict[str, Any]], host_names: list[str]) -> int:
+    """GiB per host so that the first host holds its VMs and the other hosts, besides their
+    own, hold the first host's VMs spread evenly (half as much again as a margin: whole
+    VMs do not split evenly), each host with its control domain; counted as the simulator
+    counts memory (`memory_static_max` plus its 1/128 overhead), rounded up to 64 GiB."""
+    dom0 = DOM0_MEMORY / GIB * (1 + 1 / 128)
+    load = dict.fromkeys(host_names, dom0)
+    for spec in vm_specs:
+        if spec["host"]:
+            load[spec["host"]] += spec["memory_gib"] * (1 + 1 / 128)
+    first, others = host_names[0], host_names[1:]
+    moving = load[first] - dom0
+    need = max(load[first], max(load[h] for h in others) + 1.5 * moving / len(others) + 8)
+    return int(math.ceil(need / 64) * 64)

@@ -58,7 +58,13 @@ FIELDS: dict[str, dict[str, Any]] = {
         "API_version_major": "2",
         "API_version_minor": "21",
         "API_version_vendor": "XenSource",
-        "software_version": {"product_brand": "XCP-ng", "product_version": "8.3.0"},
+        # xapi 24.19.2: XCP-ng 8.3 as released; older than 25.31.0, so no
+        # `host.disable(host, auto_enable)` (a scenario's `xapi:` may name a later one)
+        "software_version": {
+            "product_brand": "XCP-ng",
+            "product_version": "8.3.0",
+            "xapi": "24.19.2",
+        },
         "memory_overhead": "0",
         "PBDs": [],
         "PIFs": [],
@@ -66,7 +72,7 @@ FIELDS: dict[str, dict[str, Any]] = {
         "suspend_image_sr": N,
         "crash_dump_sr": N,
         "other_config": {},
-        "allowed_operations": ["vm_migrate", "vm_start", "evacuate", "provision"],
+        "allowed_operations": ["provision", "evacuate", "vm_start", "vm_resume", "vm_migrate"],
         "current_operations": {},
         "tags": [],
     },
@@ -302,4 +308,10 @@ NAMED = {cls for cls, fields in FIELDS.items() if "name_label" in fields}
 
 # xapi's class names; event.from and valid_ref_counts use them lowercased.
 CLASSES = tuple(FIELDS)
+
+# Classes with the public `get_all`, `get_all_records` and `get_all_records_where` (the
+# last hidden from the docs but served): xapi's `expose_get_all_messages_for`
+# (`ocaml/idl/datamodel.ml`), which leaves out session (and event). There is no
+# `get_all_where` on the wire: `ocaml/idl/datamodel_utils.ml` generates only those three.
+EXPOSED = frozenset(CLASSES) - {"session"}
 BY_LOWER = {cls.lower(): cls for cls in CLASSES}

@@ -3,18 +3,22 @@
 `host.restart_agent` simplification: the agent goes down as soon as the call has been
 answered (xapi waits about a second) and stays down `Timing.agent_down_s`. On the master
 every session and task of the pool vanishes; on a member, the tasks resident on it. When
-it is back, every current operation in the pool whose task no longer exists is scrubbed
-(`finish_agent_restart`).
+it is back, the host enables itself again (even after a `host.disable`, as xapi does,
+unless `stays_disabled`) and every current operation in the pool whose task no longer
+exists is scrubbed (`finish_agent_restart`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 from bot.simulator import rules
 from bot.simulator.db import parse_classes
-from bot.simulator.pool import Call, Simulator, xapi
+from bot.simulator.pool import Call, Simulator, Wait, xapi
 from bot.simulator.wire import XapiError, wire_int
 
 SESSIONS_PER_ORIGINATOR = 500
+Proc = Generator[Wait, None, object]
 
 
 @xapi("session.login_with_password")
@@ -128,27 +132,82 @@ def host_query_data_source(sim: Simulator, call: Call, host: str, name: str) -> 
     return float(values[name])
 
 
-@xapi("host.disable")
-def host_disable(sim: Simulator, call: Call, host: str) -> str:
-    """Nothing new starts or lands on the host (maintenance mode's first step)."""
-    sim.db.get("host", host)
-    sim.db.update("host", host, enabled=False)
+AUTO_ENABLE_SINCE = (25, 31, 0)  # xen-api PR #6652 (September 2025)
+
+
+def assert_reachable(sim: Simulator, host: str) -> None:
+    """A call about a member runs on that member (`message_forwarding.ml` `do_op_on`):
+    when its agent is down or the host does not answer, the master cannot forward it and
+    says CANNOT_CONTACT_HOST [host]. (A master that is down answers nothing at all.)"""
+    record = sim.db.get("host", host)
+    if host == sim.master:
+        return
+    if host in sim.agent_down_until or record["address"] in sim.faults.down_hosts:
+        raise XapiError("CANNOT_CONTACT_HOST", host)
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise XapiError("INTERNAL_ERROR", f"Expected bool, got '{value!r}'")
+    return value
+
+
+@xapi("host.disable", added=(AUTO_ENABLE_SINCE, 1))
+def host_disable(sim: Simulator, call: Call, host: str, auto_enable: object = True) -> Proc:
+    """Nothing new starts or lands on the host (maintenance mode's first step).
+
+    xapi (`message_forwarding.ml` Host.disable, `xapi_host.ml` disable): with HA on, first
+    the failover plan must survive losing the host (HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN,
+    simulated by `faults.ha_plan_breaks`); then the call is forwarded to the host, which
+    sets `enabled` false if it was true. Nothing else is checked: the master may be
+    disabled, a host busy with operations too, and disabling twice is not an error.
+
+    Since xapi 25.31.0 (xen-api PR #6652) a second parameter `auto_enable` (default true)
+    is written to the host's local database (`host_auto_enable`): false keeps the host
+    disabled across toolstack restarts and reboots until `host.enable`. An older xapi
+    answers two parameters with MESSAGE_PARAMETER_COUNT_MISMATCH.
+    """
+    auto = _bool(auto_enable)
+    record = sim.db.get("host", host)
+    if sim.db.get("pool", sim.pool_ref)["ha_enabled"] and sim.faults.ha_plan_breaks:
+        raise XapiError("HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN")
+    assert_reachable(sim, host)
+    if record["enabled"]:
+        sim.db.update("host", host, enabled=False)
+        rules.refresh_allowed(sim, "host", host)
+    if sim.xapi_version() >= AUTO_ENABLE_SINCE:
+        sim.localdb.setdefault(host, {})["host_auto_enable"] = "true" if auto else "false"
     return ""
+    yield  # a process: xapi has Async.host.disable
 
 
 @xapi("host.enable")
-def host_enable(sim: Simulator, call: Call, host: str) -> str:
-    sim.db.get("host", host)
-    sim.db.update("host", host, enabled=True)
+def host_enable(sim: Simulator, call: Call, host: str) -> Proc:
+    """The host takes new VMs again (`xapi_host.ml` enable, forwarded to the host). Its
+    `assert_safe_to_reenable` refuses while the host's xapi is still starting
+    (HOST_STILL_BOOTING: here the agent is down, so the master cannot reach it) or after a
+    `host.shutdown`/`reboot` that did not happen (HOST_DISABLED_UNTIL_REBOOT, not
+    simulated). It clears a persistent disable (`host_auto_enable`, xapi 25.31.0)."""
+    record = sim.db.get("host", host)
+    assert_reachable(sim, host)
+    if not record["enabled"]:
+        sim.db.update("host", host, enabled=True)
+        rules.refresh_allowed(sim, "host", host)
+    sim.localdb.get(host, {}).pop("host_auto_enable", None)
     return ""
+    yield  # a process: xapi has Async.host.enable
 
 
 @xapi("host.restart_agent")
 def restart_agent(sim: Simulator, call: Call, host: str) -> str:
-    """Answer, then the host's agent is down for a while (the toolstack restarts)."""
+    """Answer, then the host's agent is down for a while (the toolstack restarts); on its
+    way down xapi marks the host disabled. Forwarded to the host (CANNOT_CONTACT_HOST for
+    a member that does not answer)."""
     sim.db.get("host", host)
+    assert_reachable(sim, host)
     sim.agent_down_until[host] = sim.now() + sim.timing.agent_down_s
     sim.db.update("host", host, enabled=False)
+    rules.refresh_allowed(sim, "host", host)
     if host == sim.master:
         sim.kill_tasks(lambda task: True)
         for session in list(sim.db.tables["session"]):
@@ -158,8 +217,25 @@ def restart_agent(sim: Simulator, call: Call, host: str) -> str:
     return ""
 
 
+def stays_disabled(sim: Simulator, host: str) -> bool:
+    """Whether a host whose agent comes back leaves itself disabled
+    (`xapi_host_helpers.ml` `consider_enabling_host_nolock`). A `host.disable` lives in the
+    host's xapi process only (`user_requested_host_disable`), so a restart forgets it and
+    re-enables the host, unless: the host was disabled with `auto_enable` false (xapi
+    25.31.0, localdb `host_auto_enable`), or HA is on and one of the host's PBDs is not
+    plugged. (`host_disabled_until_reboot`, left by a shutdown that did not happen, is not
+    simulated.)"""
+    if sim.localdb.get(host, {}).get("host_auto_enable") == "false":
+        return True
+    if sim.db.get("pool", sim.pool_ref)["ha_enabled"]:
+        pbds = sim.db.get("host", host)["PBDs"]
+        return not all(sim.db.get("PBD", pbd)["currently_attached"] for pbd in pbds)
+    return False
+
+
 def finish_agent_restart(sim: Simulator, host: str) -> None:
-    """The agent is back: host enabled, start time moved, stale operations scrubbed.
+    """The agent is back: host enabled (unless `stays_disabled`), start time moved, stale
+    operations scrubbed.
 
     Whichever host restarted (the master at its start-up, a member through `Pool.hello`),
     the master drops, pool-wide, every current operation whose task no longer exists:
@@ -169,7 +245,8 @@ def finish_agent_restart(sim: Simulator, host: str) -> None:
     """
     other = dict(sim.db.get("host", host)["other_config"])
     other["agent_start_time"] = f"{sim.now():.0f}."
-    sim.db.update("host", host, enabled=True, other_config=other)
+    sim.db.update("host", host, enabled=not stays_disabled(sim, host), other_config=other)
+    rules.refresh_allowed(sim, "host", host)
     for cls in ("VM", "host"):
         for ref, record in list(sim.db.tables[cls].items()):
             for task in list(record["current_operations"]):

@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from bot.simulator import simulator
-from bot.simulator.scenario import describe, generate, read
+from bot.simulator.rules import free_memory, memory_needed
+from bot.simulator.scenario import _large_args, describe, generate, read
+from bot.simulator.wire import NULL_REF
 from tests.support.pool import Pool
 
 
@@ -84,3 +86,69 @@ def test_the_demo_pool_says_what_is_hard_about_it() -> None:
     assert "iso-library (iso, shared; no VM disks: debian-12.iso, virtio-win.iso)" in lines
     assert "vm01 (before-upgrade: debian-12.iso)" in lines
     assert "dmz (host1, host2)" in lines
+
+
+def test_large_pool_with_vms_on_the_first_host() -> None:
+    """`large:…,on_first=100`: exactly 100 VMs run on host01 beside its control domain, the
+    other hosts have room for them on top of their own, every host keeps its control
+    domain; the pool is the same every time, and without `on_first` as before."""
+    assert _large_args("large:vms=500,hosts=8,srs=12,on_first=100") == {
+        "vms": 500,
+        "hosts": 8,
+        "srs": 12,
+        "on_first": 100,
+    }
+    spec = generate(vms=500, hosts=8, srs=12, on_first=100)
+    assert spec == generate(vms=500, hosts=8, srs=12, on_first=100)
+    assert generate(vms=500, hosts=8, srs=12) == generate(vms=500, hosts=8, srs=12, on_first=None)
+    sim = simulator("large:vms=500,hosts=8,srs=12,on_first=100")
+    try:
+        hosts = list(sim.db.tables["host"])
+        first = hosts[0]
+        on_first = [v for v, r in sim.db.tables["VM"].items() if r["resident_on"] == first]
+        guests = [v for v in on_first if not sim.db.get("VM", v)["is_control_domain"]]
+        assert len(guests) == 100 and len(on_first) == 101
+        assert set(sim.db.get("host", first)["resident_VMs"]) == set(on_first)
+        for host in hosts:
+            dom0 = sim.db.find("VM", resident_on=host, is_control_domain=True)
+            assert len(dom0) == 1 and sim.db.get("VM", dom0[0])["power_state"] == "Running"
+        moving = sum(memory_needed(sim, v) for v in guests)
+        room = [free_memory(sim, h) for h in hosts[1:]]
+        assert sum(room) > 1.4 * moving and min(room) > moving / len(room)
+        assert free_memory(sim, first) > 0
+    finally:
+        sim.close()
+    with pytest.raises(ValueError, match="on_first"):
+        generate(vms=10, hosts=2, srs=4, on_first=11)
+    with pytest.raises(ValueError, match="two hosts"):
+        generate(vms=10, hosts=1, srs=2, on_first=5)
+
+
+def test_paused_vms_stay_resident_suspended_ones_do_not(tmp_path: Path) -> None:
+    """A Paused VM keeps its domain on its host (resident_on, resident_VMs, domid, memory);
+    a Suspended one is resident nowhere, as xapi's force_state_reset leaves it."""
+    spec = {
+        "hosts": [{"name": "a", "master": True}, {"name": "b"}],
+        "srs": [{"name": "shared"}],
+        "vms": [
+            {"name": "paused", "host": "a", "power": "Paused", "memory_gib": 8},
+            {"name": "suspended", "host": "a", "power": "Suspended", "memory_gib": 8},
+        ],
+    }
+    (tmp_path / "p.json").write_text(json.dumps(spec))
+    sim = simulator(str(tmp_path / "p.json"))
+    try:
+        a = sim.db.find("host", name_label="a")[0]
+        paused = sim.db.get("VM", sim.db.find("VM", name_label="paused")[0])
+        suspended = sim.db.get("VM", sim.db.find("VM", name_label="suspended")[0])
+        assert paused["resident_on"] == a and paused["domid"] != "-1"
+        assert suspended["resident_on"] == NULL_REF and suspended["domid"] == "-1"
+        resident = sim.db.get("host", a)["resident_VMs"]
+        assert sim.db.find("VM", name_label="paused")[0] in resident
+        assert sim.db.find("VM", name_label="suspended")[0] not in resident
+        dom0 = sim.db.find("VM", resident_on=a, is_control_domain=True)[0]
+        paused_ref = sim.db.find("VM", name_label="paused")[0]
+        used = memory_needed(sim, dom0) + memory_needed(sim, paused_ref)
+        assert free_memory(sim, a) == 64 * 1024**3 - used  # the suspended one takes none
+    finally:
+        sim.close()
