@@ -124,6 +124,7 @@ class VMFacts:
     blocked_operations: dict[str, str] = field(default_factory=dict)
     networks: tuple[str, ...] = ()  # refs of the networks its VIFs are on
     devices: tuple[str, ...] = ()  # passed-through hardware: "PCI device", "vGPU", "USB device"
+    vcpus: int = 0  # VCPUs_max: how many cpu<N> data sources an older pool has for it
 
     @property
     def memory_needed(self) -> int:

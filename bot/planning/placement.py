@@ -81,47 +81,73 @@ def place(
     on one of them stays. `evacuating`: the VMs are everything on a host being emptied, so
     a halted or suspended VM whose disks no target reaches stays where it is (a warning),
     where a VM someone named is a blocker."""
-    free = {ref: host.free_memory for ref, host in pool.hosts.items()}
-    space = {ref: sr.free for ref, sr in pool.srs.items()}
+    ledger = Ledger(pool)
     placed: list[Placed] = []
     left: list[Left] = []
     for vm in sorted(vms, key=lambda vm: (not _takes_memory(vm), -vm.memory_needed, vm.name)):
         if chosen and home(vm) in targets and _disks_there(vm, srs, home(vm)):
             left.append(Left(vm, f"{vm.name} is on {_name(pool, home(vm))} already", False))
             continue
-        refusals = {
-            host: _refusal(vm, pool, host, srs, free[host], space)
-            for host in targets
-            if host != home(vm)
-        }
+        refusals = {host: ledger.refusal(vm, host, srs) for host in targets if host != home(vm)}
         able = [host for host, refusal in refusals.items() if refusal is None]
         if not able:
             stays = evacuating and not _takes_memory(vm)
             left.append(Left(vm, _nowhere(vm, pool, refusals, srs, stays), not stays))
             continue
+        free = ledger.free
         best = min(able, key=lambda h: (vm.memory_needed > free[h], -free[h], _by_name(pool, h)))
-        placed.append(Placed(vm, best, _as_found(pool, free, space)))
-        if _takes_memory(vm):
-            free[best] -= vm.memory_needed
-        for disk in vm.disks:
-            dest = _disk_sr(disk.sr_ref, srs, best)
-            if dest != disk.sr_ref:
-                space[dest] -= space_needed(vm, disk, pool.srs[dest])
+        placed.append(Placed(vm, best, ledger.as_found()))
+        ledger.take(vm, best, {d.vdi_ref: _disk_sr(d.sr_ref, srs, best) for d in vm.disks})
     return Placement(tuple(placed), tuple(left))
+
+
+def follow(
+    moves: Sequence[tuple[VMFacts, str, Mapping[str, str]]], pool: PoolFacts
+) -> list[PoolFacts]:
+    """The pool as each move of a stored plan finds it, the moves before it counted: what
+    the checklist judges each against when a batch is checked again. A move is (VM,
+    destination host ref, VDI ref -> destination SR ref)."""
+    ledger, found = Ledger(pool), []
+    for vm, host, disk_srs in moves:
+        found.append(ledger.as_found())
+        ledger.take(vm, host, disk_srs)
+    return found
+
+
+class Ledger:
+    """Free memory per host and free space per SR as VMs are placed, one after another."""
+
+    def __init__(self, pool: PoolFacts) -> None:
+        self.pool = pool
+        self.free = {ref: host.free_memory for ref, host in pool.hosts.items()}
+        self.space = {ref: sr.free for ref, sr in pool.srs.items()}
+
+    def take(self, vm: VMFacts, host: str, disk_srs: Mapping[str, str]) -> None:
+        """`vm` lands on `host`, each disk on the SR `disk_srs` maps its VDI to."""
+        if _takes_memory(vm) and host in self.free:
+            self.free[host] -= vm.memory_needed
+        for disk in vm.disks:
+            dest = disk_srs.get(disk.vdi_ref, disk.sr_ref)
+            if dest != disk.sr_ref and dest in self.pool.srs:
+                self.space[dest] -= space_needed(vm, disk, self.pool.srs[dest])
+
+    def as_found(self) -> PoolFacts:
+        pool = self.pool
+        hosts = {ref: replace(h, free_memory=self.free[ref]) for ref, h in pool.hosts.items()}
+        srs = {
+            ref: replace(sr, physical_utilisation=sr.physical_size - self.space[ref])
+            for ref, sr in pool.srs.items()
+        }
+        return replace(pool, hosts=hosts, srs=srs)
+
+    def refusal(self, vm: VMFacts, host_ref: str, srs: Mapping[str, str] | None) -> Refusal | None:
+        """Why `host_ref` cannot take `vm` now, or None when it can."""
+        return _refusal(vm, self.pool, host_ref, srs, self.free[host_ref], self.space)
 
 
 def _takes_memory(vm: VMFacts) -> bool:
     """Running (or paused) VMs hold memory where they land; halted ones only get affinity."""
     return vm.power_state in ("Running", "Paused")
-
-
-def _as_found(pool: PoolFacts, free: Mapping[str, int], space: Mapping[str, int]) -> PoolFacts:
-    hosts = {ref: replace(h, free_memory=free[ref]) for ref, h in pool.hosts.items()}
-    srs = {
-        ref: replace(sr, physical_utilisation=sr.physical_size - space[ref])
-        for ref, sr in pool.srs.items()
-    }
-    return replace(pool, hosts=hosts, srs=srs)
 
 
 def _disks_there(vm: VMFacts, srs: Mapping[str, str] | None, host: str) -> bool:

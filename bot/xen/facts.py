@@ -8,6 +8,7 @@ records are read only after a miss, to suggest the names the user probably meant
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.models import (
 NULL = "OpaqueRef:NULL"
 THICK_SR_TYPES = frozenset({"lvm", "lvmoiscsi", "lvmohba", "lvmofcoe"})
 NO_DISK_SR_TYPES = frozenset({"iso", "udev"})  # libraries and removable media
+WHERE_TERMS = 100  # values per get_all_records_where call
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,11 @@ def _networks(x: Any) -> dict[str, NetworkFacts]:
     }
 
 
-def with_free_memory(x: Any, pool: PoolFacts, host_ref: str) -> PoolFacts:
-    """The destination's free memory as xapi computes it (host_metrics lags behind)."""
-    free = int(x.host.compute_free_memory(host_ref))
-    hosts = {**pool.hosts, host_ref: replace(pool.hosts[host_ref], free_memory=free)}
+def with_free_memory(x: Any, pool: PoolFacts, *host_refs: str) -> PoolFacts:
+    """The destinations' free memory as xapi computes it (host_metrics lags behind)."""
+    hosts = dict(pool.hosts)
+    for ref in host_refs:
+        hosts[ref] = replace(hosts[ref], free_memory=int(x.host.compute_free_memory(ref)))
     return replace(pool, hosts=hosts)
 
 
@@ -142,6 +145,66 @@ def vm_names(x: Any) -> list[str]:
     return [r["name_label"] for r in x.VM.get_all_records().values() if _is_vm(r)]
 
 
+def vms_on(x: Any, host: str) -> list[VMRef]:
+    """Everything on a host: the VMs it runs (paused ones too), and the halted or suspended
+    ones whose affinity is there (their next start lands there). Two filtered reads."""
+    records = {
+        **x.VM.get_all_records_where(f'field "resident_on" = "{host}"'),
+        **x.VM.get_all_records_where(f'field "affinity" = "{host}"'),
+    }
+    return sorted(
+        (
+            vm_ref_of(ref, r)
+            for ref, r in records.items()
+            if _is_vm(r) and (r["resident_on"] == host or r["resident_on"] == NULL)
+        ),
+        key=lambda vm: vm.name.lower(),
+    )
+
+
+def vms_tagged(x: Any, tag: str) -> list[VMRef]:
+    """The VMs with this tag. xapi's filter has no test for a set member, so every VM
+    record is read: a tag costs what a miss costs."""
+    return sorted(
+        (
+            vm_ref_of(ref, r)
+            for ref, r in x.VM.get_all_records().items()
+            if _is_vm(r) and tag in r["tags"]
+        ),
+        key=lambda vm: vm.name.lower(),
+    )
+
+
+def all_tags(x: Any) -> list[str]:
+    """Every tag on a VM: for "did you mean" after a tag no VM has."""
+    return sorted({t for r in x.VM.get_all_records().values() if _is_vm(r) for t in r["tags"]})
+
+
+def vms_named_each(x: Any, texts: Sequence[str]) -> dict[str, list[VMRef]]:
+    """The VMs each text names by UUID or name-label, in one filtered read for all names
+    the filter language can hold (no double quote), one lookup each for the others."""
+    plain = [t for t in texts if '"' not in t]
+    found = {
+        **records_where(x.VM, "name__label", plain),
+        **records_where(x.VM, "uuid", plain),
+    }
+    named: dict[str, list[VMRef]] = {}
+    for text in texts:
+        if text in plain:
+            refs = [ref for ref, r in found.items() if text in (r["uuid"], r["name_label"])]
+            candidates = [vm_ref_of(ref, found[ref]) for ref in refs]
+            named[text] = [c for c in candidates if _is_vm(c.record)]
+        else:
+            named[text] = vms_named(x, text)
+    return named
+
+
+def vms_by_uuid(x: Any, uuids: Sequence[str]) -> dict[str, VMRef]:
+    """The VMs with these UUIDs that still exist, by UUID (one read per hundred)."""
+    found = records_where(x.VM, "uuid", uuids)
+    return {r["uuid"]: vm_ref_of(ref, r) for ref, r in found.items()}
+
+
 def _lookup(x: Any, text: str) -> list[str]:
     try:
         return [x.VM.get_by_uuid(text)]
@@ -164,20 +227,121 @@ def where(candidate: VMRef, pool: PoolFacts) -> str:
 
 def vm_facts(x: Any, vm: VMRef) -> VMFacts:
     """The VM, its disks, snapshots and their disks, guest tools and CPU load."""
+    (facts,) = vms_facts(x, [vm])
+    return facts
+
+
+def vms_facts(x: Any, vms: Sequence[VMRef], *, cpu: bool = True) -> list[VMFacts]:
+    """Many VMs' facts in a few bulk reads (`get_all_records_where` by reference, a call per
+    hundred of them), never all of the pool's; the CPU load is a call per running VM, so
+    `cpu=False` leaves it to the caller (`cpu_usage`, on sessions in parallel)."""
+    records = {vm.ref: vm.record for vm in vms}
+    snapshots = records_where(x.VM, "_ref", [s for r in records.values() for s in r["snapshots"]])
+    vbds = records_where(x.VBD, "VM", [*records, *snapshots])
+    disk_vbds = {
+        ref: vbd
+        for ref, vbd in vbds.items()
+        if vbd["type"] != "CD" and not vbd["empty"] and vbd["VDI"] != NULL
+    }
+    vdis = records_where(x.VDI, "_ref", [vbd["VDI"] for vbd in disk_vbds.values()])
+    missing = {s for vdi in vdis.values() for s in vdi["snapshots"]} - set(vdis)
+    vdis.update(records_where(x.VDI, "_ref", missing))
+    guests = records_where(
+        x.VM_guest_metrics, "_ref", [r["guest_metrics"] for r in records.values()]
+    )
+    metrics = records_where(x.VM_metrics, "_ref", [r["metrics"] for r in records.values()])
+    vifs = records_where(x.VIF, "VM", records)
+    by_vm: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for ref, vbd in disk_vbds.items():
+        if vbd["VDI"] in vdis:  # a disk deleted while we read is no disk
+            by_vm.setdefault(vbd["VM"], []).append((ref, vbd))
+    networks: dict[str, list[str]] = {}
+    for vif in vifs.values():
+        networks.setdefault(vif["VM"], []).append(vif["network"])
+    read = _Read(vbds, vdis, by_vm)
+    facts = []
+    for vm in vms:
+        record = vm.record
+        disks = [(ref, vbd, vdis[vbd["VDI"]]) for ref, vbd in by_vm.get(vm.ref, ())]
+        own = [s for s in record["snapshots"] if s in snapshots]
+        facts.append(
+            _vm(
+                vm,
+                disks=disks,
+                snapshots=tuple(read.snapshot(s, snapshots[s]) for s in own),
+                tools=_has_tools(
+                    guests.get(record["guest_metrics"]), metrics.get(record["metrics"])
+                ),
+                cpu=cpu_usage(x, vm.ref, record["power_state"], int(record["VCPUs_max"]))
+                if cpu
+                else None,
+                networks=tuple(dict.fromkeys(networks.get(vm.ref, ()))),
+                vdis=vdis,
+            )
+        )
+    return facts
+
+
+def records_where(cls: Any, field: str, values: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The records whose `field` is one of `values` (refs: xapi's rows hold their own under
+    `_ref`), a call per hundred values. xapi's filter language has no escapes: a value
+    with a double quote cannot be asked for this way."""
+    wanted = sorted({v for v in values if v and v != NULL})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), WHERE_TERMS):
+        terms = wanted[start : start + WHERE_TERMS]
+        found.update(
+            cls.get_all_records_where(" or ".join(f'field "{field}" = "{v}"' for v in terms))
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class _Read:
+    """Records read in bulk, for what each VM's facts need of them."""
+
+    vbds: dict[str, dict[str, Any]]
+    vdis: dict[str, dict[str, Any]]
+    disk_vbds: dict[str, list[tuple[str, dict[str, Any]]]]  # VM ref -> its disk VBDs
+
+    def snapshot(self, ref: str, record: dict[str, Any]) -> SnapshotFacts:
+        """The snapshot and the VDIs that are its own: a CD VBD points at the library's ISO
+        (`xapi_vm_clone.ml` does not clone CDs), and a VDI another VM uses is not ours to go."""
+        vdis = [
+            vbd["VDI"]
+            for _, vbd in self.disk_vbds.get(ref, ())
+            if vbd["type"] == "Disk" and self._only_user(vbd["VDI"], ref)
+        ]
+        if record["suspend_VDI"] != NULL:
+            vdis.append(record["suspend_VDI"])
+        return SnapshotFacts(ref, record["uuid"], record["name_label"], tuple(vdis))
+
+    def _only_user(self, vdi: str, vm: str) -> bool:
+        """Every VBD of the VDI is the snapshot's (one not read belongs to another VM)."""
+        record = self.vdis.get(vdi)
+        if record is None:
+            return False
+        return all(self.vbds.get(vbd, {}).get("VM") == vm for vbd in record["VBDs"])
+
+
+def _vm(
+    vm: VMRef,
+    *,
+    disks: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    snapshots: tuple[SnapshotFacts, ...],
+    tools: bool,
+    cpu: float | None,
+    networks: tuple[str, ...],
+    vdis: dict[str, dict[str, Any]],
+) -> VMFacts:
     record = vm.record
-    disks = []
-    for vbd_ref in record["VBDs"]:
-        vbd = x.VBD.get_record(vbd_ref)
-        if vbd["type"] == "CD" or vbd["empty"] or vbd["VDI"] == NULL:
-            continue
-        vdi = x.VDI.get_record(vbd["VDI"])
-        disks.append((vbd_ref, vbd, vdi))
+    disks.sort(key=lambda d: _device_order(d[1]["userdevice"]))
     snapshot_disks = [
-        _snapshot_disk(x.VDI.get_record(snap), snap, vbd["VDI"])
+        _snapshot_disk(vdis[snap], snap, vbd["VDI"])
         for _, vbd, vdi in disks
         for snap in vdi["snapshots"]
+        if snap in vdis
     ]
-    snapshots = tuple(_snapshot(x, ref) for ref in record["snapshots"])
     return VMFacts(
         ref=vm.ref,
         uuid=record["uuid"],
@@ -193,13 +357,19 @@ def vm_facts(x: Any, vm: VMRef) -> VMFacts:
         disks=tuple(_disk(ref, vbd, vdi) for ref, vbd, vdi in disks),
         snapshots=snapshots,
         snapshot_disks=tuple(snapshot_disks),
-        has_guest_tools=_has_tools(x, record),
-        cpu_usage=_cpu(x, vm),
+        has_guest_tools=tools,
+        cpu_usage=cpu,
         allowed_operations=frozenset(record.get("allowed_operations", ())),
         blocked_operations=dict(record.get("blocked_operations", {})),
-        networks=tuple(dict.fromkeys(x.VIF.get_network(vif) for vif in record["VIFs"])),
+        networks=networks,
         devices=_devices(record),
+        vcpus=int(record["VCPUs_max"]),
     )
+
+
+def _device_order(userdevice: str) -> tuple[int, str]:
+    """Disks in the order the VM has them: '0', '1', …, '10' (not as strings sort)."""
+    return (int(userdevice), "") if userdevice.isdigit() else (1 << 30, userdevice)
 
 
 def _devices(record: dict[str, Any]) -> tuple[str, ...]:
@@ -242,32 +412,12 @@ def _takes_disks(sr: dict[str, Any]) -> bool:
     )
 
 
-def _snapshot(x: Any, ref: str) -> SnapshotFacts:
-    """The snapshot and the VDIs that are its own: a CD VBD points at the library's ISO
-    (`xapi_vm_clone.ml` does not clone CDs), and a VDI another VM uses is not ours to go."""
-    record = x.VM.get_record(ref)
-    vdis = []
-    for vbd_ref in record["VBDs"]:
-        vbd = x.VBD.get_record(vbd_ref)
-        if vbd["type"] == "Disk" and vbd["VDI"] != NULL and _only_user(x, vbd["VDI"], ref):
-            vdis.append(vbd["VDI"])
-    if record["suspend_VDI"] != NULL:
-        vdis.append(record["suspend_VDI"])
-    return SnapshotFacts(ref, record["uuid"], record["name_label"], tuple(vdis))
-
-
-def _only_user(x: Any, vdi: str, vm: str) -> bool:
-    return all(x.VBD.get_VM(vbd) == vm for vbd in x.VDI.get_VBDs(vdi))
-
-
-def _has_tools(x: Any, record: dict[str, Any]) -> bool:
+def _has_tools(guest: dict[str, Any] | None, metrics: dict[str, Any] | None) -> bool:
     """What xapi's feature check accepts for a live move or a clean shutdown
     (`check_op_for_feature`, xapi_vm_lifecycle.ml): a guest with PV drivers or that
     advertises suspend, or a PV guest, which supports both implicitly."""
-    guest = _record(x.VM_guest_metrics, record["guest_metrics"])
     if guest is not None and _drivers(guest):
         return True
-    metrics = _record(x.VM_metrics, record["metrics"])
     # VM_metrics.hvm exists since XenServer 7.1; without it the guest is not known to be PV.
     return metrics is not None and not metrics.get("hvm", True)
 
@@ -292,27 +442,16 @@ def _numeric(text: str | None) -> bool:
     return True
 
 
-def _record(cls: Any, ref: str) -> dict[str, Any] | None:
-    """The object's record; None for a null or vanished ref."""
-    if ref == NULL:
-        return None
-    try:
-        return cls.get_record(ref)
-    except XenAPI.Failure:
-        return None
-
-
-def _cpu(x: Any, vm: VMRef) -> float | None:
+def cpu_usage(x: Any, ref: str, power_state: str, vcpus: int) -> float | None:
     """The running VM's CPU use (0-1), as the RRDs have it (VM_metrics.VCPUs_utilisation is
     always empty now): `cpu_usage` since xapi e89a35eb81 (December 2023), else the mean of
     the per-vCPU `cpu0`..`cpu<N>` that older pools have; None when neither answers."""
-    if vm.record["power_state"] != "Running":
+    if power_state != "Running":
         return None  # no RRD
-    usage = _data_source(x, vm.ref, "cpu_usage")
+    usage = _data_source(x, ref, "cpu_usage")
     if usage is not None:
         return usage
-    vcpus = int(vm.record["VCPUs_max"])
-    per_vcpu = [_data_source(x, vm.ref, f"cpu{n}") for n in range(vcpus)]
+    per_vcpu = [_data_source(x, ref, f"cpu{n}") for n in range(vcpus)]
     known = [value for value in per_vcpu if value is not None]
     return sum(known) / len(known) if known else None
 

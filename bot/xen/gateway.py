@@ -89,6 +89,12 @@ class Xen:
     def destroy_vdi(self, vdi_ref: str) -> None:
         self._xapi.call(lambda x: ops.destroy_vdi(x, vdi_ref))
 
+    def host_enabled(self, host: str) -> bool:
+        return self._xapi.call(lambda x: ops.host_enabled(x, ops.host_ref(x, host)))
+
+    def set_host_enabled(self, host: str, enabled: bool) -> None:
+        self._xapi.call(lambda x: ops.set_host_enabled(x, ops.host_ref(x, host), enabled))
+
     def restart_agent(self, host: str) -> None:
         self._xapi.call(lambda x: ops.restart_agent(x, host))
 

@@ -233,6 +233,19 @@ def guest_agent(x: Any, vm_uuid: str) -> GuestAgent:
     return GuestAgent(bool(record.get("live")), addresses, when if when and when > 0 else None)
 
 
+def set_host_enabled(x: Any, host: str, enabled: bool) -> None:
+    """host.enable / host.disable: a disabled host takes no new VM (maintenance mode's first
+    step); the VMs on it keep running."""
+    if enabled:
+        x.host.enable(host)
+    else:
+        x.host.disable(host)
+
+
+def host_enabled(x: Any, host: str) -> bool:
+    return bool(x.host.get_enabled(host))
+
+
 def host_ref(x: Any, uuid: str) -> str:
     return x.host.get_by_uuid(uuid)
 

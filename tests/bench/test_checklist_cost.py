@@ -25,7 +25,8 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.planning.command import MigrateCommand, parse
-from bot.planning.planner import Planner, PlannerConfig, Preview
+from bot.planning.planner import Planner, PlannerConfig
+from bot.planning.preview import Preview
 from bot.simulator import Simulator, SimulatorServer
 from bot.simulator.faults import Timing
 from bot.simulator.scenario import generate, load

@@ -13,7 +13,8 @@ import pytest
 
 from bot.models import Severity, VMFacts
 from bot.planning.command import MigrateCommand, parse
-from bot.planning.planner import Planner, PlannerConfig, Preview, find_vm
+from bot.planning.planner import Planner, PlannerConfig, find_vm
+from bot.planning.preview import Preview
 from bot.simulator.scenario import read
 from bot.xen import facts
 from bot.xen.connection import Xapi, XenConfig
