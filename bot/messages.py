@@ -237,3 +237,86 @@ def reason(error: Exception) -> str:
     if isinstance(error, XapiFailure):
         return explain(error.description).sentence.rstrip(".")
     return str(error)
+
+
+# -- batches: many moves under one approval ------------------------------------------------
+def host_disabled(host: str) -> str:
+    return f"{host} is disabled: nothing new starts or lands on it until it is re-enabled"
+
+
+def host_not_disabled(host: str, why: str) -> str:
+    return f"{host} could not be disabled ({why}): nothing was moved. Fix that, then file it again."
+
+
+def host_disabled_again(host: str) -> str:
+    return f"{host} was enabled again (a toolstack restart re-enables a host); disabled it again"
+
+
+def batch_started(moves: int, slots: int) -> str:
+    return f"started: {moves} move(s), {slots} at a time"
+
+
+def with_batch(batch_id: int, actor: str) -> str:
+    return f"cancelled with batch #{batch_id} by {actor}"
+
+
+def batch_ended_without_it(batch_id: int, how: str) -> str:
+    return f"not run: batch #{batch_id} {how}"
+
+
+def batch_cancelled(batch_id: int, stopped: int, running: list[int]) -> str:
+    text = f"#{batch_id}: {stopped} move(s) that had not started will not run"
+    if running:
+        ids = ", ".join(f"#{n}" for n in running)
+        text += (
+            f"; {len(running)} running ({ids}) will finish (cancel one with /migrate cancel #id)"
+        )
+    return text + "."
+
+
+def batch_outcome(
+    moved: int, total: int, failed: list[str], stuck: list[str], unrun: int, host: str | None
+) -> str:
+    """'14 of 15 moved; web03 failed: …. host1 stays disabled: …'."""
+    parts = [f"All {total} moved" if moved == total else f"{moved} of {total} moved"]
+    if failed:
+        shown = "; ".join(failed[:3]) + (
+            f"; and {len(failed) - 3} more failed" if len(failed) > 3 else ""
+        )
+        parts.append(shown)
+    if stuck:
+        parts.append(f"{', '.join(stuck)} stuck (see the thread: a toolstack restart clears it)")
+    if unrun:
+        parts.append(f"{unrun} did not run")
+    text = "; ".join(parts) + "."
+    if host:
+        left = "is empty and " if moved == total else ""
+        text += f" {host} {left}stays disabled: Re-enable it when its maintenance is done."
+    return text
+
+
+def one_vm_at_a_time(request_id: int) -> str:
+    return f"#{request_id} is a batch: retry or re-check one VM with the buttons of its line"
+
+
+def excluded_many(actor: str, vms: list[str], tag: str) -> str:
+    return f"{actor} excluded {len(vms)} VM(s) from backups (tag {tag}): {', '.join(vms)}"
+
+
+def snapshots_deleted_many(actor: str, reports: list[str]) -> str:
+    return f"{actor} deleted snapshots: " + "; ".join(reports)
+
+
+def still_evacuating(request_id: int, host: str) -> str:
+    return (
+        f"#{request_id} is still moving VMs off {host}; enabling it now would let VMs land "
+        "there again. Wait for it to end, or cancel it first."
+    )
+
+
+def already_enabled(host: str) -> str:
+    return f"{host} is enabled already."
+
+
+def host_enabled(host: str, actor: str) -> str:
+    return f"{host} re-enabled by {actor}: VMs may start and land on it again"

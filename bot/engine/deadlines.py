@@ -41,7 +41,9 @@ class Deadlines(Part):
         work = [
             Due(Deadline.STUCK, r.id)
             for r in self.store.in_states(*RUN_ENDS, changed_since=recent)
-            if not r.plan.get("stuck_checked") and (r.finished_at or now) + grace <= now
+            if not r.is_batch  # its children are checked, each for its VM
+            and not r.plan.get("stuck_checked")
+            and (r.finished_at or now) + grace <= now
         ]
         work += [Due(Deadline.STUCK, r.id) for r in self.store.in_states(State.STUCK)]
         work += [

@@ -8,6 +8,7 @@ planner and the pool (`part.Shared`):
     Runner      a run's steps, once each, and the recovery of a VM it shut down (`runner.py`)
     StuckVMs    leftover operations and the toolstack restart that clears them (`stuck.py`)
     Deadlines   windows, expiry, the stuck grace, the guest agent's report (`deadlines.py`)
+    Batches     many moves under one approval: a child request per VM (`batches.py`)
 
 Whoever runs queued requests (the scheduler) subscribes to `events.Queued`.
 """
@@ -18,11 +19,13 @@ from collections.abc import Callable
 
 from bot.clock import Clock
 from bot.engine import events as ev
+from bot.engine.batches import Batches
 from bot.engine.deadlines import Deadlines, Due
 from bot.engine.part import EngineConfig, Shared
 from bot.engine.requests import Requests
 from bot.engine.runner import Runner
 from bot.engine.stuck import StuckVMs
+from bot.planning.batch_planner import BatchPlanner
 from bot.planning.planner import Planner
 from bot.states import State
 from bot.store.records import Request
@@ -39,9 +42,10 @@ class Engine:
         self.shared = Shared(store, planner, xen, clock, config)
         self.store, self.planner, self.clock, self.config = store, planner, clock, config
         stuck = StuckVMs(self.shared)
+        batches = Batches(self.shared, BatchPlanner(planner, config.max_concurrent))
         requests, runner, deadlines = (
-            Requests(self.shared, stuck),
-            Runner(self.shared, stuck),
+            Requests(self.shared, stuck, batches),
+            Runner(self.shared, stuck, batches),
             Deadlines(self.shared),
         )
         # What the rest of the bot asks of the engine, part by part.
@@ -62,6 +66,8 @@ class Engine:
             deadlines.start_window,
         )
         self.mark_checked, self.check_agent = deadlines.mark_checked, deadlines.check_agent
+        self.preview_batch, self.submit_batch = batches.preview, batches.submit
+        self.enable_host, self.reenable_host = batches.enable, batches.reenable
 
     def subscribe(self, listener: Callable[[ev.Event], None]) -> None:
         self.shared.listeners.append(listener)
@@ -71,5 +77,7 @@ class Engine:
         self.shared.stopping.set()
 
     def recoverable(self) -> list[Request]:
-        """Requests a fresh start must pick up (queued, running)."""
-        return self.store.in_states(State.APPROVED, State.QUEUED, State.RUNNING)
+        """Requests a fresh start must pick up (queued, running); a batch's children held
+        for its run are its to queue."""
+        found = self.store.in_states(State.APPROVED, State.QUEUED, State.RUNNING)
+        return [r for r in found if not (r.batch_id and r.state == State.APPROVED)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from bot import messages as say
 from bot.clock import Clock
 from bot.engine import events as ev
 from bot.errors import BotError, UserError
+from bot.models import SnapshotFacts
 from bot.planning.planner import Planner
 from bot.states import FINISHED, State
 from bot.store.records import Request
@@ -77,13 +78,38 @@ class Part:
     def _untag(self, req: Request) -> None:
         """The backup-exclusion tag is the bot's to remove when the request ends, moved or
         not: the VM goes back to its backups. Failing to is a warning, never a failure."""
-        for tag in req.tags_added:
+        tagged = [(req.vm_uuid, req.vm_name, tag) for tag in req.tags_added]
+        if req.is_batch:  # tags of a batch never approved (approval hands them to children)
+            names = {row["intent"]["vm_uuid"]: row["vm"] for row in req.plan["batch"]["rows"]}
+            for vm, tags in req.plan["batch"].get("tags", {}).items():
+                tagged += [(vm, names.get(vm, vm), tag) for tag in tags]
+        for vm, name, tag in tagged:
             try:
-                self.xen.remove_tag(req.vm_uuid, tag)
-                self.store.audit(req.id, "bot", "untagged", {"tag": tag})
+                self.xen.remove_tag(vm, tag)
+                self.store.audit(req.id, "bot", "untagged", {"tag": tag, "vm": name})
             except BotError as error:
                 self.store.audit(req.id, "bot", "untag_failed", {"tag": tag, "error": str(error)})
-                self._emit(ev.Note(req.id, say.untag_failed(req.vm_name, tag, say.reason(error))))
+                self._emit(ev.Note(req.id, say.untag_failed(name, tag, say.reason(error))))
+
+    def _destroy_snapshots(self, snapshots: Iterable[SnapshotFacts]) -> tuple[list[str], str]:
+        """Delete each snapshot and then the disks that are its own (xapi's VM.destroy keeps
+        them); the names deleted, and where it stopped ("" when it did not)."""
+        deleted: list[str] = []
+        for snap in snapshots:
+            try:
+                self.xen.destroy_snapshot_vm(snap.ref)
+            except BotError as error:
+                return deleted, f"{snap.name}: {say.reason(error)}"
+            deleted.append(snap.name)
+            for vdi in snap.vdi_refs:
+                try:
+                    self.xen.destroy_vdi(vdi)
+                except BotError as error:
+                    return (
+                        deleted,
+                        f"{snap.name} is gone but one of its disks is not ({say.reason(error)})",
+                    )
+        return deleted, ""
 
     def _get(self, request_id: int) -> Request:
         req = self.store.get(request_id)

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 from bot import messages as say
 from bot.engine import events as ev
+from bot.engine.batches import Batches
 from bot.engine.part import Part, Shared
 from bot.engine.remedies import is_stuck
 from bot.engine.stuck import StuckVMs
-from bot.errors import BotError, UserError
+from bot.errors import UserError
 from bot.models import Fix
 from bot.planning.command import MigrateCommand, parse, render
-from bot.planning.planner import Preview
+from bot.planning.preview import Preview
 from bot.states import State
 from bot.store.records import Request
 
@@ -21,9 +22,10 @@ REFILABLE = frozenset({"PLAN_CHANGED", "CHECKLIST_BLOCKED"})  # failures before 
 
 
 class Requests(Part):
-    def __init__(self, shared: Shared, stuck: StuckVMs) -> None:
+    def __init__(self, shared: Shared, stuck: StuckVMs, batches: Batches) -> None:
         super().__init__(shared)
         self.stuck = stuck
+        self.batches = batches
 
     def preview(self, command: MigrateCommand) -> Preview:
         return self.planner.preview(command)
@@ -68,28 +70,31 @@ class Requests(Part):
             raise _settled(req)
         if revision is not None and revision != req.revision:
             raise UserError(say.OUT_OF_DATE)
+        approved = self.batches.approve(req, actor) if req.is_batch else self._approve(req, actor)
+        if approved is None:
+            raise _settled(self._get(req.id))
+        now = self.clock.now()
+        target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
+        queued = self._move(approved, target, actor, str(target), say.queued(target))
+        if queued is not None and target == State.QUEUED:
+            self._emit(ev.Queued(req.id))
+        return queued or approved
+
+    def _approve(self, req: Request, actor: str) -> Request | None:
         preview = self.recheck(req)
         if preview.blocked:
             self.store.update(req.id, bump=True, plan={**req.plan, "summary": preview.summary()})
             self._emit(ev.Revised(req.id, "bot", "the checklist changed: it now has a blocker"))
             raise UserError(say.now_blocked(req.id))
-        now = self.clock.now()
-        approved = self._move(
+        return self._move(
             req,
             State.APPROVED,
             actor,
             "approved",
             f"approved by {actor}",
             approved_by=actor,
-            approved_at=now,
+            approved_at=self.clock.now(),
         )
-        if approved is None:
-            raise _settled(self._get(req.id))
-        target = State.SCHEDULED if req.run_at and req.run_at > now else State.QUEUED
-        queued = self._move(approved, target, actor, str(target), say.queued(target))
-        if queued is not None and target == State.QUEUED:
-            self._emit(ev.Queued(req.id))
-        return queued or approved
 
     def reject(self, request_id: int, actor: str) -> Request:
         req = self._get(request_id)
@@ -102,6 +107,8 @@ class Requests(Part):
     def cancel(self, request_id: int, actor: str) -> str:
         """Before the run: the request ends. While running: task.cancel, if xapi allows."""
         req = self._get(request_id)
+        if req.is_batch:
+            return self.batches.cancel(req, actor)
         if req.state in (State.PENDING, State.APPROVED, State.SCHEDULED, State.QUEUED):
             text = f"cancelled by {actor}"
             if self._move(req, State.CANCELLED, actor, "cancelled", text, outcome=text):
@@ -130,6 +137,9 @@ class Requests(Part):
         )
         if claimed is None:
             raise UserError(say.OUT_OF_DATE)
+        if req.is_batch:
+            self.batches.revise(req, fix, actor)
+            return self._get(req.id)
         intent, changes = req.intent, {}
         if fix == Fix.DELETE_SNAPSHOTS:
             text = self._delete_snapshots(req, actor)
@@ -166,26 +176,15 @@ class Requests(Part):
             self.store.update(req.id, bump=True, plan=plan)
             self._emit(ev.Revised(req.id, "bot", "the VM's snapshots changed since; re-checked"))
             raise UserError(say.snapshots_out_of_date())
-        deleted: list[str] = []
-        for uuid in named:
-            snap = current[uuid]
-            try:
-                self.xen.destroy_snapshot_vm(snap.ref)
-            except BotError as error:
-                failure = f"{snap.name}: {say.reason(error)}"
-                return say.deletion_report(actor, req.vm_name, deleted, named, failure)
-            deleted.append(snap.name)
-            for vdi in snap.vdi_refs:
-                try:
-                    self.xen.destroy_vdi(vdi)
-                except BotError as error:
-                    left = f"{snap.name} is gone but one of its disks is not ({say.reason(error)})"
-                    return say.deletion_report(actor, req.vm_name, deleted, named, left)
-        return say.deletion_report(actor, req.vm_name, deleted, named)
+        snapshots = [current[uuid] for uuid in named]
+        deleted, failure = self._destroy_snapshots(snapshots)
+        return say.deletion_report(actor, req.vm_name, deleted, named, failure)
 
     def retry_offline(self, request_id: int, actor: str) -> Request:
         """A new request, linked to the failed live one, for the same move offline."""
         req = self._get(request_id)
+        if req.is_batch:
+            raise UserError(say.one_vm_at_a_time(req.id))
         if req.state == State.FAILED and req.mode == "live":
             found = self.stuck.leftovers(req)
             if is_stuck(found):
@@ -203,6 +202,8 @@ class Requests(Part):
         """Re-check after a run that never started (the VM changed since its approval, or
         the checklist gained a blocker): the same command, a fresh plan, a new approval."""
         req = self._get(request_id)
+        if req.is_batch:
+            raise UserError(say.one_vm_at_a_time(req.id))
         code = (req.error or {}).get("code")
         if req.state != State.FAILED or code not in REFILABLE:
             raise UserError(say.nothing_to_recheck(req))

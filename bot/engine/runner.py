@@ -17,6 +17,7 @@ from typing import Any, Literal
 from bot import messages as say
 from bot.clock import Clock
 from bot.engine import events as ev
+from bot.engine.batches import Batches
 from bot.engine.part import Part, Shared
 from bot.engine.remedies import is_stuck
 from bot.engine.stuck import StuckVMs
@@ -59,9 +60,10 @@ class StepFailed(RunInterrupted):
 
 
 class Runner(Part):
-    def __init__(self, shared: Shared, stuck: StuckVMs) -> None:
+    def __init__(self, shared: Shared, stuck: StuckVMs, batches: Batches) -> None:
         super().__init__(shared)
         self.stuck = stuck
+        self.batches = batches
         self._slots = threading.BoundedSemaphore(shared.config.max_concurrent)
 
     def run(self, request_id: int) -> Request:
@@ -70,8 +72,12 @@ class Runner(Part):
         Whatever goes wrong (a step, a lookup, a refusal, a silent master, a bug), the
         request ends in a state, and a VM this run shut down is started again. A failure is
         stored before it is handled, so a bot killed while recovering resumes the recovery,
-        never the move.
+        never the move. A batch's own run takes no slot: its children do.
         """
+        batch = self._get(request_id)
+        if batch.is_batch:
+            with about(request_id):
+                return self.batches.run(batch)
         with about(request_id), self._slots:
             req = self._get(request_id)
             if req.state == State.QUEUED:

@@ -43,11 +43,18 @@ class Request:
     announced: str | None = None  # the last state whose news reached Slack
     shown_revision: int | None = None  # the revision the request message last showed
     ended_by: str | None = None  # who rejected or cancelled it (None: the bot, or not ended)
+    kind: str = "move"  # "batch": many VMs, each moved by a child request
+    batch_id: int | None = None  # the batch a child request belongs to
+    board_ts: str | None = None  # a batch's board message in its thread
 
     @property
     def people(self) -> tuple[str, ...]:
         """Everyone its texts may name: who asked, who approved, who ended it."""
         return tuple(p for p in (self.requester, self.approved_by, self.ended_by) if p)
+
+    @property
+    def is_batch(self) -> bool:
+        return self.kind == "batch"
 
     @property
     def intent(self) -> Intent:
@@ -84,6 +91,6 @@ class AuditEvent:
 class VMBusy(UserError):
     """The VM already has an active request, so this one cannot become active too."""
 
-    def __init__(self, request_id: int) -> None:
+    def __init__(self, request_id: int, vm_name: str = "") -> None:
         self.request_id = request_id
-        super().__init__(f"the VM already has active request #{request_id}")
+        super().__init__(f"{vm_name or 'the VM'} already has active request #{request_id}")

@@ -44,7 +44,12 @@ REQUESTS = sa.Table(
     sa.Column("announced", sa.String(16)),  # the last state the thread was told about
     sa.Column("shown_revision", sa.Integer),  # the revision the request message shows
     sa.Column("ended_by", sa.String),  # who rejected or cancelled it (a Slack user id)
+    # "move" (one VM) or "batch" (many, each a child request naming it in batch_id)
+    sa.Column("kind", sa.String(16), nullable=False, server_default="move"),
+    sa.Column("batch_id", sa.Integer, sa.ForeignKey("requests.id", name="requests_batch_fk")),
+    sa.Column("board_ts", sa.String),  # a batch's board in its thread
     sa.Index("requests_state", "state"),
+    sa.Index("requests_batch", "batch_id"),
     sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
 )
 ACTIVE_VALUES = sorted(state.value for state in ACTIVE)

@@ -120,6 +120,67 @@ class Store:
                 self._raise_busy_after_conflict(vm_uuid, None)
             raise
 
+    def approve_batch(
+        self,
+        batch_id: int,
+        children: Iterable[Mapping[str, Any]],
+        *,
+        actor: str,
+        details: Mapping[str, Any],
+        **changes: Any,
+    ) -> Request | None:
+        """PENDING -> APPROVED for a batch, with a child request per move created held
+        (APPROVED, `batch_id` set) in the same transaction: each holds its VM from now on.
+
+        None when the batch was no longer pending; VMBusy (naming the VM) when another
+        request holds one of the VMs, and then nothing is written."""
+        _check_settable(changes)
+        now = self._clock.now()
+        pending = [State.PENDING.value]
+        with self._write() as conn:
+            batch = conn.execute(
+                sa.select(REQUESTS).where(REQUESTS.c.id == batch_id, REQUESTS.c.state.in_(pending))
+            ).first()
+            if batch is None:
+                return None
+            _raise_if_busy(conn, batch.vm_uuid, batch_id)  # an evacuation holds its host
+            for child in children:
+                _check_settable(child)
+                try:
+                    _raise_if_busy(conn, child["vm_uuid"], None)
+                except VMBusy as busy:
+                    raise VMBusy(busy.request_id, child["vm_name"]) from None
+                values = {
+                    "tags_added": [],
+                    **child,
+                    "state": State.APPROVED.value,
+                    "revision": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "requester": batch.requester,
+                    "channel": batch.channel,
+                    "thread_ts": batch.thread_ts,
+                    "approved_by": actor,
+                    "approved_at": now,
+                    "batch_id": batch_id,
+                }
+                child_id = _insert(conn, REQUESTS, values)
+                _insert_audit(conn, child_id, now, actor, "approved", {"batch": batch_id})
+            values = {
+                **changes,
+                "state": State.APPROVED.value,
+                "revision": REQUESTS.c.revision + 1,
+                "updated_at": now,
+            }
+            conn.execute(sa.update(REQUESTS).where(REQUESTS.c.id == batch_id).values(values))
+            _insert_audit(conn, batch_id, now, actor, "approved", details)
+            return _load(conn, batch_id)
+
+    def children(self, batch_id: int) -> list[Request]:
+        """A batch's child requests, in the order they were created (the run order)."""
+        query = sa.select(REQUESTS).where(REQUESTS.c.batch_id == batch_id)
+        return self._requests(query.order_by(REQUESTS.c.id))
+
     def get(self, request_id: int) -> Request | None:
         with self._read() as conn:
             row = conn.execute(sa.select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
@@ -135,6 +196,12 @@ class Store:
             .limit(1)
         )
         found = self._requests(query)
+        return found[0] if found else None
+
+    def latest_for(self, vm_uuid: str) -> Request | None:
+        """The newest request for `vm_uuid`, in any state."""
+        query = sa.select(REQUESTS).where(REQUESTS.c.vm_uuid == vm_uuid)
+        found = self._requests(query.order_by(REQUESTS.c.id.desc()).limit(1))
         return found[0] if found else None
 
     def open_requests(self) -> list[Request]:
