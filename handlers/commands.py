@@ -61,11 +61,21 @@ def register(app: App, desk: Desk) -> None:
             case Cancel(request_id=request_id):
                 ack()
                 desk.in_background(desk.cancel, request_id, user, reply=reply)
-            case MigrateCommand() as migration:
+            case Enable(host=host):
+                ack()
+                desk.in_background(desk.enable, host, user, reply=reply)
+            case MigrateCommand() | BatchCommand() as migration:
                 if refused := desk.channel_refusal(channel):
                     say(blocks.notice(refused, "⛔"))
                 else:
-                    say(blocks.notice(f"Checking {migration.vm} …", "⏳"))
+                    say(blocks.notice(f"Checking {_subject(migration)} …", "⏳"))
                     desk.in_background(desk.file, migration, user, channel, reply=reply)
-            case BatchCommand() | Enable():  # parsed, not served yet (issue 16 in progress)
-                say(blocks.notice("Lists, tags and evacuations are not served yet.", "⚠️"))
+
+
+def _subject(command: MigrateCommand | BatchCommand) -> str:
+    """What the first answer says is being checked: `vm01`, `evacuate host1`, `3 VMs`."""
+    if isinstance(command, MigrateCommand):
+        return command.vm
+    if command.evacuate:
+        return f"evacuate {command.evacuate}"
+    return f"tag {command.tag}" if command.tag else f"{len(command.vms)} VMs"

@@ -22,6 +22,7 @@ APPROVERS_ONLY: dict[Action, str] = {
     Action.APPROVE: "approve requests",
     Action.REJECT: "reject requests",
     Action.RESTART_TOOLSTACK: "restart a toolstack",
+    Action.REENABLE_HOST: "re-enable a host",
     Action.FIX_DELETE_SNAPSHOTS: "delete snapshots",
 }
 REQUESTER_OR_APPROVER = frozenset(

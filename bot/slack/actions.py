@@ -21,6 +21,7 @@ class Action(StrEnum):
     RETRY_OFFLINE = "retry_offline"
     REFILE = "refile"
     RESTART_TOOLSTACK = "restart_toolstack"
+    REENABLE_HOST = "reenable_host"  # after an evacuation: host.enable
     # "fix_" + a bot.models.Fix value: the checklist remedy the button applies.
     FIX_SWITCH_TO_OFFLINE = "fix_switch_offline"
     FIX_DELETE_SNAPSHOTS = "fix_delete_snapshots"

@@ -23,7 +23,7 @@ from bot.engine.engine import Engine
 from bot.logs import about
 from bot.messages import OUT_OF_DATE, settled
 from bot.models import Inventory
-from bot.planning.command import BadCommand, MigrateCommand, parse_request_id
+from bot.planning.command import BadCommand, BatchCommand, MigrateCommand, parse_request_id
 from bot.planning.planner import UserError
 from bot.planning.units import format_size
 from bot.planning.when import resolve_at
@@ -53,6 +53,8 @@ DECISIONS = frozenset({Action.APPROVE, Action.REJECT, Action.START, *REVISIONS})
 # state, which the engine checks, not what the message showed (a stuck notice and its
 # clearing redraw the request after the outcome with its button was posted).
 FILE_AGAIN = frozenset({Action.RETRY_OFFLINE, Action.REFILE})
+# Presses judged by what they act on now, whatever the message showed (Re-enable: the host).
+UNVERSIONED = FILE_AGAIN | {Action.REENABLE_HOST}
 
 
 class Desk:
@@ -106,8 +108,11 @@ class Desk:
             return NOT_ENABLED
         return None
 
-    def file(self, command: MigrateCommand, user: str, channel: str, reply: Reply) -> None:
-        """Check, plan and post the request message (or, for dry-run, show it to the user)."""
+    def file(
+        self, command: MigrateCommand | BatchCommand, user: str, channel: str, reply: Reply
+    ) -> None:
+        """Check, plan and post the request message (or, for dry-run, show it to the user);
+        a batch (a list, a tag, an evacuation) is one request with a plan of moves."""
         if refused := self.channel_refusal(channel):  # the modal's path comes here too
             reply(blocks.notice(refused, "⛔"))
             return
@@ -118,12 +123,23 @@ class Desk:
         if isinstance(run_at, BadCommand):
             reply(blocks.usage_message(run_at.message))
             return
-        preview = self.engine.preview(command)
+        if isinstance(command, BatchCommand):
+            batch = self.engine.preview_batch(command)
+            summary, submit = (
+                batch.summary(),
+                lambda: self.engine.submit_batch(command, batch, user, channel, run_at),
+            )
+        else:
+            single = self.engine.preview(command)
+            summary, submit = (
+                single.summary(),
+                lambda: self.engine.submit(command, single, user, channel, run_at),
+            )
         if command.dry_run:
-            draft = blocks.Card(0, 0, "pending", user, preview.summary(), preview.plan.shutdown)
+            draft = blocks.Card(0, 0, "pending", user, summary, command.shutdown)
             reply(blocks.dry_run_message(draft))
             return
-        req = self.engine.submit(command, preview, user, channel, run_at)
+        req = submit()
         try:
             self.notifier.post_request(req)
         except SlackApiError as error:
@@ -166,7 +182,7 @@ class Desk:
             # Lost to someone's press: say whose, as the engine does when it sees the race.
             self.store.audit(req.id, user, "refused", {"action": action, "why": settled(req)})
             raise UserError(settled(req), req.people)
-        if refused is None and revision != req.revision and action not in FILE_AGAIN:
+        if refused is None and revision != req.revision and action not in UNVERSIONED:
             refused = OUT_OF_DATE
         if refused:
             self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
@@ -185,6 +201,8 @@ class Desk:
                 self.engine.retry_offline if action == Action.RETRY_OFFLINE else self.engine.refile
             )
             self.notifier.post_request(file_again(req.id, user))
+        elif action == Action.REENABLE_HOST:
+            reply(self._done(self.engine.reenable_host(req.id, user), user))
         elif action == Action.RESTART_TOOLSTACK:
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
             asked = with_people(f"{user} asked for a toolstack restart", [user])
@@ -192,6 +210,14 @@ class Desk:
             answer = self.engine.restart_toolstack(req.id, user)
             line = blocks.thread_line(blocks.escape(answer), self.clock.now())
             self.notifier.post_in_thread(req.id, line, OUTCOME)
+
+    def enable(self, host: str, user: str, reply: Reply) -> None:
+        """`/migrate enable host1`: host.enable after an evacuation (approvers only)."""
+        if not self.access.is_approver(user):
+            log.info("%s may not enable %s", user, host)
+            reply(blocks.notice("Only approvers may re-enable a host.", "⛔"))
+            return
+        reply(self._done(self.engine.enable_host(host, user), user))
 
     # -- the modal -----------------------------------------------------------------------
     def suggest(self, kind: str, query: str) -> list[tuple[str, str]]:
@@ -225,9 +251,11 @@ class Desk:
 
     # -- list, status, cancel -------------------------------------------------------------
     def list(self, reply: Reply) -> None:
-        open_ = self.store.open_requests()
+        """Requests and batches; a batch's moves are on its board, not each a line here."""
+        open_ = [r for r in self.store.open_requests() if r.batch_id is None]
         cards = [self.notifier.card(r) for r in open_]
-        done = [self.notifier.card(r) for r in self.store.recent_finished(10)]
+        finished = [r for r in self.store.recent_finished(50) if r.batch_id is None]
+        done = [self.notifier.card(r) for r in finished[:10]]
         reply(blocks.request_list(cards, done, self._permalinks(open_)))
 
     def status(self, target: str, reply: Reply) -> None:
@@ -251,6 +279,10 @@ class Desk:
             reply(blocks.notice(refused, "⛔"))
             return
         reply(blocks.notice(self.engine.cancel(req.id, user)))
+
+    def _done(self, text: str, user: str) -> blocks.Message:
+        """A confirmation that names the person who acted, as a mention."""
+        return blocks.notice(text, "✅", lambda shown: with_people(shown, [user]))
 
     def _get(self, request_id: int) -> Request:
         req = self.store.get(request_id)

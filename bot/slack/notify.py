@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from bot.clock import Clock
 from bot.engine import events as ev
 from bot.slack import blocks
+from bot.slack.batch_news import BatchNews
 from bot.slack.blocks import escape
 from bot.slack.blocks.board import Row
 from bot.slack.busy import MIN_ROWS, OPEN_AFTER_S, Board, Boards, is_news, row_change
@@ -55,7 +56,11 @@ class Notifier:
     _steps: dict[int, _Step] = field(default_factory=dict)
     _channels: dict[int, str] = field(default_factory=dict)
     _boards: Boards = field(default_factory=Boards)
+    _kinds: dict[int, tuple[int | None, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.batch_news = BatchNews(self)
 
     # -- what the desk calls -------------------------------------------------------------
     def card(self, req: Request) -> blocks.Card:
@@ -74,6 +79,8 @@ class Notifier:
         ts = answer["ts"]
         posted = self.store.update(req.id, message_ts=ts, thread_ts=req.thread_ts or ts)
         self.store.shown(req.id, req.revision)
+        if posted.is_batch:
+            self.batch_news.posted(posted)
         return posted
 
     def post_request_later(self, req: Request) -> None:
@@ -94,12 +101,30 @@ class Notifier:
     ) -> None:
         """A line in the request's thread, through the outbox."""
         self.outbox.put(
-            priority, lambda: self._post(request_id, message), lane=self._post_lane(request_id)
+            priority, lambda: self.post(request_id, message), lane=self.post_lane(request_id)
         )
 
-    def _post_lane(self, request_id: int) -> str:
+    def post_lane(self, request_id: int) -> str:
         """Posts spend their channel's budget."""
         return f"post:{self._channel(request_id)}"
+
+    def _kind(self, request_id: int) -> tuple[int | None, bool]:
+        """The batch a request is a move of (None: it stands alone), and whether it is a
+        batch itself; cached, as neither changes."""
+        with self._lock:
+            kind = self._kinds.get(request_id)
+        if kind is None:
+            req = self.store.get(request_id)
+            kind = (req.batch_id, req.is_batch) if req else (None, False)
+            with self._lock:
+                self._kinds[request_id] = kind
+        return kind
+
+    def _batch_of(self, request_id: int) -> int | None:
+        return self._kind(request_id)[0]
+
+    def _is_batch(self, request_id: int) -> bool:
+        return self._kind(request_id)[1]
 
     def _channel(self, request_id: int) -> str:
         """Cached: a request never changes channel."""
@@ -114,13 +139,29 @@ class Notifier:
 
     # -- engine events ---------------------------------------------------------------------
     def __call__(self, event: ev.Event) -> None:
-        rid, now = event.request_id, self.clock.now()
+        batch_id = self._batch_of(event.request_id)
+        if batch_id is not None:  # a batch's move: its board, and a reply when it needs one
+            self.batch_news.child_event(batch_id, event, lambda: self._tell(event, False))
+            return
         self._tell_board(event)
+        self._tell(event)
+
+    def _tell(self, event: ev.Event, broadcast: bool = True) -> None:
+        """The thread's news of `event`; `broadcast`: the outcome goes to the channel too."""
+        rid, now = event.request_id, self.clock.now()
         match event:
+            case ev.StateChanged(state=state) if state in FINISHED and self._is_batch(rid):
+                req = self.store.get(rid)
+                if req is not None:
+                    self.batch_news.ended(req)
+                self.refresh(rid, OUTCOME)
+            case ev.StateChanged(state=State.RUNNING) if self._is_batch(rid):
+                self.batch_news.show(rid)
+                self.refresh(rid)
             case ev.StateChanged(state=state, actor=actor, text=text):
                 shown = with_people(text, [actor])
                 if state in FINISHED and state not in _SILENT_STATES:
-                    self._announce(rid, blocks.thread_line(shown, now), state)
+                    self.announce(rid, blocks.thread_line(shown, now), state)
                 elif state not in _SILENT_STATES:
                     self.post_in_thread(rid, blocks.thread_line(shown, now))
                 self.refresh(rid)
@@ -128,6 +169,9 @@ class Notifier:
                 line = blocks.thread_line(with_people(text, [actor]), now, "🔁")
                 self.post_in_thread(rid, line)
                 self.refresh(rid)
+                req = self.store.get(rid) if self._is_batch(rid) else None
+                if req is not None:  # the thread's full table, as the batch now is
+                    self.batch_news.posted(req)
             case ev.StepStarted(text=text):
                 with self._lock:
                     self._steps[rid] = _Step(text, now)
@@ -149,19 +193,19 @@ class Notifier:
                 self._outcome(rid, True, text)
             case ev.Failed(text=text, next_step=next_step, vm_down=vm_down):
                 self._step_message(rid, "failed", None, None, OUTCOME)
-                self._outcome(rid, False, text, next_step, vm_down)
+                self._outcome(rid, False, text, next_step, vm_down, broadcast)
             case ev.Stuck(text=text, other_tasks=others):
                 req = self.store.get(rid)
                 if req is not None:
                     message = blocks.stuck_message(self.card(req), text, list(others))
-                    self._announce(rid, message, State.STUCK)
+                    self.announce(rid, message, State.STUCK)
                 self.refresh(rid)
             case ev.Note(text=text, warning=warning):
                 icon = "⚠️" if warning else "✅"
                 self.post_in_thread(rid, blocks.thread_line(escape(text), now, icon))
             case ev.Cleared(text=text):
                 line = blocks.thread_line(escape(text), now, "✅")
-                self._announce(rid, line, State.SUCCEEDED)
+                self.announce(rid, line, State.SUCCEEDED)
                 self.refresh(rid)
 
     def _tell_board(self, event: ev.Event) -> None:
@@ -175,7 +219,11 @@ class Notifier:
         if board is None:
             if not news or self.outbox.delay(f"post:{channel}") <= OPEN_AFTER_S:
                 return
-            active = [r for r in self.store.in_states(*ACTIVE) if r.channel == channel]
+            active = [
+                r
+                for r in self.store.in_states(*ACTIVE)
+                if r.channel == channel and r.batch_id is None
+            ]
             if len({r.id for r in active} | {event.request_id}) < MIN_ROWS:
                 return
             board = self._boards.open(channel, [self._row(r) for r in active])
@@ -204,25 +252,31 @@ class Notifier:
         return Row(req.id, req.vm_name, dest, str(req.state), str(req.state))
 
     def _outcome(
-        self, rid: int, success: bool, text: str, next_step: str = "", vm_down: bool = False
+        self,
+        rid: int,
+        success: bool,
+        text: str,
+        next_step: str = "",
+        vm_down: bool = False,
+        broadcast: bool = True,
     ) -> None:
         req = self.store.get(rid)
         if req is None:
             return
         message = blocks.outcome_message(self.card(req), success, text, next_step, vm_down)
-        self._announce(rid, message, req.state, broadcast=True)
+        self.announce(rid, message, req.state, broadcast=broadcast)
         self.refresh(rid, OUTCOME)  # the final state of the request message is news too
 
-    def _announce(
+    def announce(
         self, rid: int, message: dict[str, Any], state: str, broadcast: bool = False
     ) -> None:
         """Post news of an end; once Slack has it, the store remembers it was told."""
 
         def send() -> None:
-            if self._post(rid, message, broadcast=broadcast):
+            if self.post(rid, message, broadcast=broadcast):
                 self.store.update(rid, announced=str(state))
 
-        self.outbox.put(OUTCOME, send, lane=self._post_lane(rid))
+        self.outbox.put(OUTCOME, send, lane=self.post_lane(rid))
 
     def catch_up(self) -> None:
         """At start-up: post what a crash or a Slack outage kept from the threads, and bring
@@ -231,12 +285,20 @@ class Notifier:
         for req in self.store.unshown():
             self.refresh(req.id)
         for req in self.store.unannounced():
-            if req.message_ts is None:
+            if req.batch_id is not None and req.state not in (State.FAILED, State.STUCK):
+                self.batch_news.show(req.batch_id)  # its row says it; a failure has a reply
+                continue
+            if req.is_batch and req.state in FINISHED and req.message_ts:
+                self.batch_news.ended(req)
+                self.refresh(req.id)
+                continue
+            if req.message_ts is None and req.batch_id is None:
                 self.post_request_later(req)
                 continue
             news = req.outcome or f"#{req.id} is {req.state}"
             line = blocks.thread_line(with_people(news, req.people), self.clock.now(), "📣")
-            self._announce(req.id, line, req.state, broadcast=req.state in FINISHED)
+            broadcast = req.state in FINISHED and req.batch_id is None
+            self.announce(req.id, line, req.state, broadcast=broadcast)
             self.refresh(req.id)
 
     def _step_message(
@@ -254,7 +316,7 @@ class Notifier:
             return
         message = blocks.step_message(step.text, fraction, eta, state, seconds, step.started)
         key = f"step:{rid}:{id(step)}"  # each step its own message, coalesced on its own
-        lane = "update" if step.ts else self._post_lane(rid)
+        lane = "update" if step.ts else self.post_lane(rid)
         self.outbox.put(priority, lambda: self._edit_step(rid, step, message), key=key, lane=lane)
 
     # -- sending (outbox worker) ----------------------------------------------------------
@@ -266,7 +328,7 @@ class Notifier:
         self.client.chat_update(channel=req.channel or "", ts=req.message_ts, **message)
         self.store.shown(req.id, req.revision)
 
-    def _post(self, request_id: int, message: dict[str, Any], broadcast: bool = False) -> str:
+    def post(self, request_id: int, message: dict[str, Any], broadcast: bool = False) -> str:
         req = self.store.get(request_id)
         if req is None or not req.thread_ts:
             log.warning("#%s has no thread; a message was dropped", request_id)
@@ -288,7 +350,7 @@ class Notifier:
 
     def _edit_step(self, rid: int, step: _Step, message: dict[str, Any]) -> None:
         if step.ts is None:
-            step.ts = self._post(rid, message) or None
+            step.ts = self.post(rid, message) or None
             return
         req = self.store.get(rid)
         if req is not None:

@@ -188,3 +188,61 @@ def every_state_card(base: Card) -> Iterator[Card]:
                 checks = [*base.checks, check("blocker", "HA")] if blocked else base.checks
                 s = {**base.summary, "checks": checks}
                 yield replace(base, state=state, summary=s, require_approval=approval)
+
+
+def batch_summary(moves: int = 200, name: str = "vm") -> dict[str, Any]:
+    rows = [
+        {
+            "vm": f"{name}{i:03}",
+            "dest": f"host{i % 3 + 2}",
+            "srs": "nfs1",
+            "mode": "live",
+            "estimate": "2 min",
+        }
+        for i in range(moves)
+    ]
+    vms = [row["vm"] for row in rows]
+    return {
+        "kind": "batch",
+        "subject": "evacuate host1",
+        "evacuate": "host1",
+        "targets": ["host2", "host3", "host4"],
+        "estimate": "1 h 40 min",
+        "slots": 4,
+        "copy": "0 B",
+        "moves": rows,
+        "left": [{"vm": "stuck01", "why": "fits on no host", "blocks": True}],
+        "groups": [
+            {
+                "severity": "blocker",
+                "title": "Placement",
+                "reason": "stuck01 fits on no host",
+                "fix": "",
+                "action": None,
+                "vms": ["stuck01"],
+                "count": 1,
+            },
+            {
+                "severity": "warning",
+                "title": "Snapshots",
+                "reason": f"{moves} VMs have snapshots",
+                "fix": "Delete them",
+                "action": "delete_snapshots",
+                "vms": vms,
+                "count": 2 * moves,
+            },
+            {
+                "severity": "warning",
+                "title": "Backup",
+                "reason": f"{moves} VMs are not excluded from backup",
+                "fix": "Exclude from backup: tags each VM",
+                "action": "exclude_backup",
+                "vms": vms[:7],
+                "count": 7,
+            },
+        ],
+    }
+
+
+def batch_card(state: State = State.PENDING, **summary: Any) -> Card:
+    return Card(7, 3, str(state), "U1", batch_summary(**summary), approvers="<@ULEAD>")

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from bot.models import Fix
 from bot.slack.access import APPROVERS_ONLY, REQUESTER_OR_APPROVER, refusal
 from bot.slack.actions import FIXES, Action
-from bot.slack.blocks import button_value, parse_button_value
-from tests.slack.blockkit import buttons, every_message, every_state_card, worst_card
+from bot.slack.blocks import batch, button_value, parse_button_value
+from bot.states import State
+from tests.slack.blockkit import batch_card, buttons, every_message, every_state_card, worst_card
 
 
 def test_every_button_value_parses_back_to_id_and_revision():
@@ -53,6 +54,8 @@ def test_action_is_every_action_id_a_builder_emits():
         for message in every_message(c)
         for b in buttons(message)
     }
+    ended = batch_card(State.SUCCEEDED)
+    emitted |= {b["action_id"] for b in buttons(batch.outcome_message(ended, "done", "host1"))}
     assert emitted == set(Action)
 
 
@@ -66,6 +69,7 @@ def test_action_ids_on_the_wire_never_change():
         "fix_hard_shutdown",
         "fix_switch_offline",
         "recheck",
+        "reenable_host",
         "refile",
         "reject",
         "restart_toolstack",

@@ -56,8 +56,43 @@ def request_buttons(card: Card) -> list[Element]:
     return []
 
 
+def batch_buttons(card: Card) -> list[Element]:
+    """A batch's request message: decide, cancel, re-check and the grouped fixes while
+    pending; Cancel while it runs; nothing once it ended (its outcome offers Re-enable)."""
+    if card.state in (State.APPROVED, State.SCHEDULED, State.QUEUED, State.RUNNING):
+        return [_cancel_batch(card)]
+    return request_buttons(card) if card.state == State.PENDING else []
+
+
+def reenable(card: Card, host: str) -> Element:
+    text = f"host.enable on {_short(host)}: new VMs and migrations may land on it again."
+    dialog = confirm(f"Re-enable {_short(host)}?", text, "Re-enable")
+    return button(f"Re-enable {host}", Action.REENABLE_HOST, _value(card), "primary", dialog)
+
+
+def _cancel_batch(card: Card) -> Element:
+    """Moves not started are dropped; running ones finish (each has its own Cancel)."""
+    if card.state != State.RUNNING:
+        return button("Cancel", Action.CANCEL, _value(card))
+    text = (
+        "The moves that have not started will not run; the running ones finish (each can "
+        "be cancelled on its own with /migrate cancel <id>)."
+    )
+    dialog = confirm(f"Cancel #{card.id}?", text, "Cancel the rest", "Let it run")
+    return button("Cancel", Action.CANCEL, _value(card), dialog=dialog)
+
+
 def _moves(card: Card) -> str:
-    """`vm01 moves host1 → host3 (offline, downtime about 4 min)`."""
+    """`vm01 moves host1 → host3 (offline, downtime about 4 min)`; a batch's moves."""
+    if card.is_batch:
+        s = card.summary
+        count = len(s.get("moves", []))
+        targets = _short(", ".join(s.get("targets", [])))
+        return (
+            f"{count} VM(s) move onto {targets}, {s.get('slots', 1)} at a time "
+            f"(estimate {s.get('estimate', '?')}); each live move keeps its VM running, "
+            "each offline one shuts it down while it moves."
+        )
     source, dest = card.route
     mode, downtime = card.summary.get("mode", "?"), card.summary.get("downtime", "?")
     impact = "the VM keeps running" if downtime == "0 s" else f"downtime about {downtime}"
@@ -132,7 +167,8 @@ def restart_toolstack(card: Card, other_tasks: list[str] | tuple[str, ...] = ())
 
 
 def fixes(card: Card) -> list[Element]:
-    """One button per remedy a non-pass check offers, each remedy once."""
+    """One button per remedy a non-pass check offers, each remedy once; a batch's acts on
+    every VM of the lines that offer it."""
     seen: dict[str, Mapping[str, Any]] = {}
     for check in card.checks:
         action = check.get("action")
@@ -141,44 +177,60 @@ def fixes(card: Card) -> list[Element]:
     return [_FIXES[action](card, check) for action, check in seen.items()]
 
 
+def _named(card: Card, action: Fix) -> int:
+    """How many VMs a batch's fix acts on (every line that offers it)."""
+    return len({vm for c in card.checks if c.get("action") == action for vm in c.get("vms", [])})
+
+
 def _switch_offline(card: Card, check: Mapping[str, Any]) -> Element:
+    label, whom = "Switch to offline", "the VM is"
+    if card.is_batch:
+        count = _named(card, Fix.SWITCH_TO_OFFLINE)
+        label, whom = f"Switch {count} to offline", f"these {count} VMs are"
     text = (
-        f"Re-plans #{card.id} as an offline move; the VM is down while it moves. "
-        f"{check.get('fix', '')}"
+        f"Re-plans #{card.id} as an offline move; {whom} down while moving. {check.get('fix', '')}"
     )
-    dialog = confirm(f"Switch #{card.id} to offline?", text, "Switch to offline")
-    return button("Switch to offline", Action.FIX_SWITCH_TO_OFFLINE, _value(card), dialog=dialog)
+    dialog = confirm(f"{label} (#{card.id})?", text, label)
+    return button(label, Action.FIX_SWITCH_TO_OFFLINE, _value(card), dialog=dialog)
 
 
 def _delete_snapshots(card: Card, check: Mapping[str, Any]) -> Element:
     count = int(card.summary.get("snapshots") or 0)
+    if card.is_batch:  # each line counts the snapshots of its VMs
+        found = [c for c in card.checks if c.get("action") == Fix.DELETE_SNAPSHOTS]
+        count = sum(int(c.get("count") or 0) for c in found)
     label = f"Delete {count} snapshot{'s' if count != 1 else ''}" if count else "Delete snapshots"
     text = (
         "The snapshots and their disks are destroyed; the incremental backup chain is lost "
         "and the next backup is a full one; the backups themselves stay."
     )
-    dialog = confirm(f"{label} of {_short(card.vm)}?", text, label)
+    owner = f"{_named(card, Fix.DELETE_SNAPSHOTS)} VMs" if card.is_batch else card.vm
+    dialog = confirm(f"{label} of {_short(owner)}?", text, label)
     return button(label, Action.FIX_DELETE_SNAPSHOTS, _value(card), "danger", dialog)
 
 
 def _exclude_backup(card: Card, check: Mapping[str, Any]) -> Element:
     fix = str(check.get("fix", ""))
     text = fix.removeprefix("Exclude from backup: ") or "Tags the VM so backups skip it"
-    dialog = confirm(
-        f"Exclude {_short(card.vm)} from backup?", text[:1].upper() + text[1:], "Exclude"
-    )
-    return button(
-        "Exclude from backup", Action.FIX_EXCLUDE_FROM_BACKUP, _value(card), dialog=dialog
-    )
+    label, whom = "Exclude from backup", _short(card.vm)
+    if card.is_batch:
+        count = _named(card, Fix.EXCLUDE_FROM_BACKUP)
+        label, whom = f"Exclude {count} from backup", f"{count} VMs"
+    dialog = confirm(f"Exclude {whom} from backup?", text[:1].upper() + text[1:], "Exclude")
+    return button(label, Action.FIX_EXCLUDE_FROM_BACKUP, _value(card), dialog=dialog)
 
 
 def _hard_shutdown(card: Card, check: Mapping[str, Any]) -> Element:
+    label, whom = "Use hard shutdown", f"{_short(card.vm)} is"
+    if card.is_batch:
+        count = _named(card, Fix.HARD_SHUTDOWN)
+        label, whom = f"Use hard shutdown for {count}", f"Each of these {count} VMs is"
     text = (
-        f"{_short(card.vm)} is powered off without warning, like pulling the plug; "
+        f"{whom} powered off without warning, like pulling the plug; "
         "whatever the guest has not written to disk is lost."
     )
-    dialog = confirm("Use a hard shutdown?", text, "Use hard shutdown")
-    return button("Use hard shutdown", Action.FIX_HARD_SHUTDOWN, _value(card), "danger", dialog)
+    dialog = confirm("Use a hard shutdown?", text, label)
+    return button(label, Action.FIX_HARD_SHUTDOWN, _value(card), "danger", dialog)
 
 
 _FIXES = {

@@ -84,8 +84,18 @@ class Card:
         return str(self.summary.get("source", "?")), str(self.summary.get("dest", "?"))
 
     @property
+    def is_batch(self) -> bool:
+        return self.summary.get("kind") == "batch"
+
+    @property
+    def subject(self) -> str:
+        """What the request moves: `migrate vm01`, or a batch's `evacuate host1`."""
+        return str(self.summary.get("subject", "?")) if self.is_batch else f"migrate {self.vm}"
+
+    @property
     def checks(self) -> list[Mapping[str, Any]]:
-        return list(self.summary.get("checks", []))
+        """The checklist; a batch's is grouped (`bot.planning.batch.Group`), same shape."""
+        return list(self.summary.get("groups" if self.is_batch else "checks", []))
 
     @property
     def blocked(self) -> bool:
@@ -94,7 +104,7 @@ class Card:
 
 def title(card: Card, tag: str | None = None) -> str:
     """`#42 · migrate vm01` (plain text: a header is never parsed)."""
-    return f"{tag or f'#{card.id}'} · migrate {card.vm}"
+    return f"{tag or f'#{card.id}'} · {card.subject}"
 
 
 def fallback(card: Card, tag: str | None = None) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.planning.units import format_duration
+from bot.slack.blocks import batch
 from bot.slack.blocks.buttons import request_buttons
 from bot.slack.blocks.card import Card, content, fallback, state_words, status_line
 from bot.slack.blocks.kit import (
@@ -32,6 +33,8 @@ _STEP_ICONS = {"done": "✅", "running": "⏳", "failed": "❌", "stalled": "⚠
 
 def request_message(card: Card) -> Message:
     """The request in the channel, edited in place; buttons fit its state."""
+    if card.is_batch:
+        return batch.request_message(card)
     blocks = [*content(card), context(status_line(card))]
     buttons = request_buttons(card)
     if buttons:
@@ -41,6 +44,8 @@ def request_message(card: Card) -> Message:
 
 def dry_run_message(card: Card) -> Message:
     """What the request would be, without buttons: nothing was filed."""
+    if card.is_batch:
+        return batch.dry_run_message(card)
     blocks = [*content(card, tag="dry run"), context("dry run: nothing was filed")]
     return message(fallback(card, tag="dry run"), blocks)
 
@@ -52,12 +57,13 @@ def link(card: Card, permalinks: Mapping[int, str]) -> str:
 
 
 def list_line(card: Card, permalinks: Mapping[int, str]) -> str:
-    """`#42 vm01 · host1 → host3 · running · window <date>`."""
+    """`#42 vm01 · host1 → host3 · running · window <date>`; `#43 evacuate host1 · 12
+    moves · running`."""
     source, dest = card.route
-    line = (
-        f"{link(card, permalinks)} *{name(card.vm)}* · {name(source, 40)} → {name(dest, 40)}"
-        f" · {escape(state_words(card))}"
-    )
+    where = f"*{name(card.vm)}* · {name(source, 40)} → {name(dest, 40)}"
+    if card.is_batch:
+        where = f"*{name(card.subject)}* · {len(card.summary.get('moves', []))} moves"
+    line = f"{link(card, permalinks)} {where} · {escape(state_words(card))}"
     if card.run_at is not None:
         line += f" · window {date_token(card.run_at)}"
     return line
@@ -81,7 +87,8 @@ def request_status(
     card: Card, permalink: str | None, steps: list[tuple[str, str, float | None]]
 ) -> Message:
     """`/migrate status 42` (ephemeral): the request, its steps, a link to its thread."""
-    blocks = [*content(card), context(status_line(card))]
+    shown = batch.content(card) if card.is_batch else content(card)
+    blocks = [*shown, context(status_line(card))]
     if steps:
         blocks.append(section("\n".join(["*Steps*", *map(_step_line, steps)])))
     if permalink and _SAFE_URL.fullmatch(permalink):
