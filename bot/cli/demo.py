@@ -36,7 +36,7 @@ CHANNEL, SECRET = "C0OPS", "demo-signing-secret"
 ALICE, BOB, CAROL, DANA = "U0ALICE", "U0BOB", "U0CAROL", "U0DANA"
 PEOPLE = {ALICE: "alice", BOB: "bob", CAROL: "carol", DANA: "dana"}
 LEADS = "S0LEADS"
-SCENES = ("typo", "offline", "stuck", "retry")
+SCENES = ("typo", "offline", "stuck", "retry", "evacuate")
 
 
 class DemoFailed(Exception):
@@ -179,6 +179,15 @@ class Stage:
             f"a {action} button in #{req.id}'s thread",
         )
 
+    def shuts_down(self, vm: str) -> None:
+        """Someone else (another tool, the VM's owners) shuts a VM down through XAPI."""
+        ref = self.vm(vm)
+        self.sim.call("Async.VM.hard_shutdown", [self.sim.open_session("owners"), ref])
+        self.until(lambda: self.sim.db.get("VM", ref)["power_state"] == "Halted", f"{vm} to halt")
+
+    def host(self, name: str) -> str:
+        return next(r for r, h in self.sim.db.tables["host"].items() if h["name_label"] == name)
+
     def where(self, vm: str) -> str:
         db = self.sim.db
         ref = next(
@@ -263,11 +272,45 @@ def retry(stage: Stage) -> None:
     stage.say(f"    {done.outcome}")
 
 
+def evacuate(stage: Stage) -> None:
+    stage.scene("5. Evacuate host1: one plan, one approval, a board, a failure retried")
+    before = stage.last_id()
+    stage.types(ALICE, "evacuate host1")
+    batch = stage.posted(before)
+    shown = stage.message(batch)
+    if "approve" in buttons(shown) or "bigdb (96.8 GiB) fits on no host" not in str(shown.blocks):
+        raise DemoFailed("bigdb fits on no other host: the plan should have that blocker")
+    stage.say(f"    request #{batch.id}: a table of moves; blocker: bigdb (96 GiB) fits nowhere")
+    stage.shuts_down("bigdb")
+    stage.say("    bigdb's owners shut it down for the maintenance window")
+    stage.presses(ALICE, "Re-check", stage.message(batch), "recheck")
+    stage.until(lambda: "approve" in buttons(stage.message(batch)), "the plan to be clear")
+    stage.say("    re-checked: 3 VMs move live, no blocker left")
+    error = ["INTERNAL_ERROR", EMU_MANAGER_FAILURE]
+    stage.sim.faults.fail_next_migration(at=0.4, error=error, vm=stage.vm("monitor01"))
+    stage.presses(BOB, "Approve", stage.message(batch), "approve")
+    ended = stage.ends(batch.id, State.FAILED)
+    stage.say(f"    {ended.outcome}")
+    if stage.sim.db.get("host", stage.host("host1"))["enabled"]:
+        raise DemoFailed("host1 should stay disabled after its evacuation")
+    child = next(c for c in stage.store.children(batch.id) if c.state == State.FAILED)
+    button = stage.thread_with(child, "retry_offline")
+    stage.presses(ALICE, "Retry offline", button, "retry_offline")
+    again = stage.posted(ended.id)
+    stage.presses(BOB, "Approve", stage.message(again), "approve")
+    done = stage.ends(again.id, State.SUCCEEDED)
+    stage.say(f"    {done.outcome}")
+    reenable = stage.thread_with(ended, "reenable_host")
+    key = stage.presses(BOB, "Re-enable host1", reenable, "reenable_host")
+    stage.hears(BOB, key, "host1 re-enabled")
+
+
 PLAY: dict[str, Callable[[Stage], None]] = {
     "typo": typo,
     "offline": offline,
     "stuck": stuck,
     "retry": retry,
+    "evacuate": evacuate,
 }
 
 

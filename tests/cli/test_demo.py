@@ -9,7 +9,7 @@ from bot.cli import demo
 
 
 def test_every_scene_goes_as_scripted(tmp_path: Path) -> None:
-    """All four scenes pass and the channel reads as people see it: names, not ids."""
+    """All five scenes pass and the channel reads as people see it: names, not ids."""
     out = io.StringIO()
     page = tmp_path / "ops.html"
     assert demo.run(out, html=page) == 0, out.getvalue()[-2000:]
@@ -20,5 +20,8 @@ def test_every_scene_goes_as_scripted(tmp_path: Path) -> None:
     assert "the toolstack restarted and vm02 is clear" in text
     assert "build01 is running on host3" in text and "retry of #3" in text
     assert "U0BOB" not in text.split("#ops as people read it")[1]  # mentions became names
-    assert text.rstrip().splitlines()[-1].startswith("✓ demo passed: 4 scene(s), 4 request(s)")
+    assert "2 of 3 moved; monitor01 failed: The live copy" in text
+    assert "monitor01 is running on host2" in text and "retry of #6" in text
+    assert "only bob sees: ✅ host1 re-enabled by <@U0BOB>: VMs may start" in text
+    assert text.rstrip().splitlines()[-1].startswith("✓ demo passed: 5 scene(s), 9 request(s)")
     assert "migrate vm01" in page.read_text()

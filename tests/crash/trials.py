@@ -7,6 +7,10 @@ the same database, and checks what an operator would: the request reached its tr
 the VM is where it was asked to be, the pool was asked each operation once, the audit log
 moves through legal states without a gap, and the thread tells the outcome.
 
+Every fifth trial is a batch: `evacuate host01` of a pool with ten VMs on that host, one
+approval, killed while its moves run; the judge then wants all ten moved (each migrated
+once), host01 still disabled, every child's audit without gap, and the outcome told.
+
 `python -m tests.crash.trials [N] [--seed S]` runs N trials (default 20) and prints the
 figures; `make crash` runs it; `tests/crash/test_crash_smoke.py` keeps a short version in
 `make test`.
@@ -57,6 +61,9 @@ MOVES = {
         ("dns01", "host1", "nfs2"),
     ),
 }
+# The batch trial: ten VMs on host01 (the master) go to the three other hosts.
+BATCH_POOL = "large:vms=30,hosts=4,srs=8,on_first=10"
+BATCH = ("evacuate host01", {"Async.VM.pool_migrate": 10}, ("host01", 10))
 # An audit action that moves the request, and the state it moves to.
 MOVED_TO = {
     "created": State.PENDING,
@@ -112,9 +119,9 @@ def run_trials(count: int, seed: int, out: Callable[[str], None] = print) -> lis
     trials = []
     aims = itertools.cycle([None, "after the move", None, "during start"])
     for number in range(1, count + 1):
-        mode = "live" if number % 2 else "offline"
+        mode = "batch" if number % 5 == 0 else "live" if number % 2 else "offline"
         aim = next(aims) if mode == "offline" else None
-        delay = rng.uniform(0.0, 5.0 if mode == "offline" else 3.0)
+        delay = rng.uniform(0.0, 3.0 if mode == "live" else 5.0)
         trial = one_trial(number, mode, delay, aim)
         trials.append(trial)
         verdict = "ok" if not trial.problems else "; ".join(trial.problems)
@@ -126,11 +133,12 @@ def run_trials(count: int, seed: int, out: Callable[[str], None] = print) -> lis
 
 
 def one_trial(number: int, mode: str, kill_after: float, aim: str | None = None) -> Trial:
-    """`aim` names a point of AIMED to kill at instead of `kill_after` seconds."""
-    command, once, (vm, host, sr) = MOVES[mode]
+    """`aim` names a point of AIMED to kill at instead of `kill_after` seconds; `mode`
+    "batch" evacuates host01 (ten VMs) instead of moving one VM."""
+    command, once, where = BATCH if mode == "batch" else MOVES[mode]
     with (
         tempfile.TemporaryDirectory() as folder,
-        pool(Path(folder)) as xen_url,
+        pool(Path(folder), BATCH_POOL if mode == "batch" else "demo") as xen_url,
         SlackDouble(usergroups={}, users=USERS, channels={CHANNEL: "ops"}) as slack,
     ):
         db = f"sqlite:///{folder}/bot.db"
@@ -154,15 +162,22 @@ def one_trial(number: int, mode: str, kill_after: float, aim: str | None = None)
         with bot(env):
             state = until(lambda: _final(db), "the request to end", timeout=90)
             ended = until(lambda: _told(slack, posted[0].ts), "the outcome in the thread")
-        problems = _judge(xen_url, db, once, vm, host, sr, state, ended)
+        if mode == "batch":
+            host, moves = where
+            placed = _evacuated(xen_url, str(host), int(moves))
+        else:
+            vm, host, sr = where
+            placed = _placement(xen_url, str(vm), str(host), sr)
+        problems = _judge(xen_url, db, once, placed, state, ended)
     return Trial(number, mode, kill_after, during, state, tuple(problems))
 
 
 # -- processes -------------------------------------------------------------------------------
 @contextmanager
-def pool(folder: Path) -> Iterator[str]:
-    """The demo pool with fast timings, served by `migrate-bot simulator` in its own process."""
-    scenario = read("demo")
+def pool(folder: Path, name: str = "demo") -> Iterator[str]:
+    """A built-in pool with fast timings, served by `migrate-bot simulator` in its own
+    process."""
+    scenario = read(name)
     scenario["timing"] = {**scenario.get("timing", {}), **FAST}
     path = folder / "pool.json"
     path.write_text(json.dumps(scenario))
@@ -214,6 +229,10 @@ def _control(xen_url: str, fault: dict[str, object]) -> None:
 # -- what the store and the pool say ---------------------------------------------------------
 def _doing(db: str) -> str:
     state = db_rows(db, "SELECT state FROM requests WHERE id = 1")[0][0]
+    children = db_rows(db, "SELECT state FROM requests WHERE batch_id = 1")
+    if children and state == "running":
+        ended = sum(s in ("succeeded", "failed", "cancelled") for (s,) in children)
+        return f"with {ended} of {len(children)} moves ended"
     steps = db_rows(db, "SELECT name, state FROM steps WHERE request_id = 1 ORDER BY id")
     open_steps = [name for name, step_state in steps if step_state in ("issuing", "running")]
     if open_steps:
@@ -231,14 +250,7 @@ def _told(slack: SlackDouble, thread_ts: str) -> bool:
 
 
 def _judge(
-    xen_url: str,
-    db: str,
-    once: dict[str, int],
-    vm: str,
-    host: str,
-    sr: str | None,
-    state: str,
-    told: bool,
+    xen_url: str, db: str, once: dict[str, int], placed: list[str], state: str, told: bool
 ) -> list[str]:
     problems = []
     if state != "succeeded":
@@ -248,18 +260,47 @@ def _judge(
     for call, times in once.items():
         if counts.get(call, 0) != times:
             problems.append(f"{call} issued {counts.get(call, 0)} times, not {times}")
-    problems += _placement(xen_url, vm, host, sr)
-    problems += _audit_gaps(db)
+    problems += placed
+    for (request_id,) in db_rows(db, "SELECT id FROM requests ORDER BY id"):
+        problems += _audit_gaps(db, request_id)
     if not told:
         problems.append("the thread was not told the outcome")
     return problems
 
 
-def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
+@contextmanager
+def _xapi(xen_url: str) -> Iterator[XenAPI.Session]:
     session = XenAPI.Session(xen_url)
     session.xenapi.login_with_password("root", "secret", "1.0", "crash-trials")
     try:
-        x = session.xenapi
+        yield session.xenapi
+    finally:
+        session.xenapi.session.logout()
+        session("close")()
+
+
+def _evacuated(xen_url: str, host: str, moves: int) -> list[str]:
+    """The host's VMs (all but its control domain) left it running, and it stays disabled."""
+    with _xapi(xen_url) as x:
+        (ref,) = x.host.get_by_name_label(host)
+        left = [
+            x.VM.get_name_label(vm)
+            for vm in x.host.get_resident_VMs(ref)
+            if not x.VM.get_is_control_domain(vm)
+        ]
+        problems = [f"{', '.join(sorted(left))} still on {host}"] if left else []
+        if x.host.get_enabled(ref):
+            problems.append(f"{host} is enabled again")
+        names = [f"vm{i:05d}" for i in range(1, moves + 1)]
+        for name in names:
+            (vm,) = x.VM.get_by_name_label(name)
+            if x.VM.get_power_state(vm) != "Running":
+                problems.append(f"{name} is {x.VM.get_power_state(vm)}")
+        return problems
+
+
+def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
+    with _xapi(xen_url) as x:
         (ref,) = [r for r in x.VM.get_by_name_label(vm) if not x.VM.get_is_a_snapshot(r)]
         record = x.VM.get_record(ref)
         host_ref = record["resident_on"]
@@ -273,23 +314,21 @@ def _placement(xen_url: str, vm: str, host: str, sr: str | None) -> list[str]:
             if srs != {sr}:
                 problems.append(f"{vm}'s disks are on {sorted(srs)}, not {sr}")
         return problems
-    finally:
-        session.xenapi.session.logout()
-        session("close")()
 
 
-def _audit_gaps(db: str) -> list[str]:
-    """Every state change follows the transition table from `pending`: no gap, no jump."""
-    actions = [
-        a for (a,) in db_rows(db, "SELECT action FROM audit WHERE request_id = 1 ORDER BY id")
-    ]
-    moves = [MOVED_TO[a] for a in actions if a in MOVED_TO]
+def _audit_gaps(db: str, request_id: int) -> list[str]:
+    """Every state change follows the transition table from `pending` (a batch's child
+    from `approved`, as it is created): no gap, no jump."""
+    query = f"SELECT action FROM audit WHERE request_id = {int(request_id)} ORDER BY id"
+    moves = [MOVED_TO[a] for (a,) in db_rows(db, query) if a in MOVED_TO]
+    (batch_id,) = db_rows(db, f"SELECT batch_id FROM requests WHERE id = {int(request_id)}")[0]
+    first = State.APPROVED if batch_id else State.PENDING
     problems = []
-    if not moves or moves[0] != State.PENDING:
-        problems.append("the audit log does not start with the request's creation")
+    if not moves or moves[0] != first:
+        problems.append(f"#{request_id}'s audit log does not start with its creation")
     for before, after in itertools.pairwise(moves):
         if not can(before, after):
-            problems.append(f"the audit log jumps from {before} to {after}")
+            problems.append(f"#{request_id}'s audit log jumps from {before} to {after}")
     return problems
 
 
@@ -304,7 +343,8 @@ def main() -> int:
     kinds = sorted({t.killed_during for t in trials})
     print(
         f"\n{len(trials)} trials ({sum(t.mode == 'live' for t in trials)} live, "
-        f"{sum(t.mode == 'offline' for t in trials)} offline), seed {args.seed}, "
+        f"{sum(t.mode == 'offline' for t in trials)} offline, "
+        f"{sum(t.mode == 'batch' for t in trials)} batches of 10), seed {args.seed}, "
         f"{time.monotonic() - started:.0f} s; killed: {', '.join(kinds)}; "
         f"{len(bad)} with a problem"
     )
