@@ -179,6 +179,17 @@ class Stage:
             f"a {action} button in #{req.id}'s thread",
         )
 
+    def retries_offline(self, failed: Request) -> None:
+        """alice presses the failure's Retry offline, bob approves the new request."""
+        button = self.thread_with(failed, "retry_offline")
+        before = self.last_id()
+        self.presses(ALICE, "Retry offline", button, "retry_offline")
+        again = self.posted(before)
+        self.say(f"    request #{again.id} is filed in the same thread, offline")
+        self.presses(BOB, "Approve", self.message(again), "approve")
+        done = self.ends(again.id, State.SUCCEEDED)
+        self.say(f"    {done.outcome}")
+
     def shuts_down(self, vm: str) -> None:
         """Someone else (another tool, the VM's owners) shuts a VM down through XAPI."""
         ref = self.vm(vm)
@@ -263,13 +274,7 @@ def retry(stage: Stage) -> None:
     key = stage.presses(ALICE, "Retry offline", button, "retry_offline")
     stage.hears(ALICE, key, "clear it first")
     stage.restarts_toolstack(failed, "build01")
-    button = stage.thread_with(failed, "retry_offline")
-    stage.presses(ALICE, "Retry offline", button, "retry_offline")
-    again = stage.posted(req.id)
-    stage.say(f"    request #{again.id} is filed in the same thread, offline")
-    stage.presses(BOB, "Approve", stage.message(again), "approve")
-    done = stage.ends(again.id, State.SUCCEEDED)
-    stage.say(f"    {done.outcome}")
+    stage.retries_offline(failed)
 
 
 def evacuate(stage: Stage) -> None:
@@ -293,13 +298,8 @@ def evacuate(stage: Stage) -> None:
     stage.say(f"    {ended.outcome}")
     if stage.sim.db.get("host", stage.host("host1"))["enabled"]:
         raise DemoFailed("host1 should stay disabled after its evacuation")
-    child = next(c for c in stage.store.children(batch.id) if c.state == State.FAILED)
-    button = stage.thread_with(child, "retry_offline")
-    stage.presses(ALICE, "Retry offline", button, "retry_offline")
-    again = stage.posted(ended.id)
-    stage.presses(BOB, "Approve", stage.message(again), "approve")
-    done = stage.ends(again.id, State.SUCCEEDED)
-    stage.say(f"    {done.outcome}")
+    children = stage.store.children(batch.id)
+    stage.retries_offline(next(c for c in children if c.state == State.FAILED))
     reenable = stage.thread_with(ended, "reenable_host")
     key = stage.presses(BOB, "Re-enable host1", reenable, "reenable_host")
     stage.hears(BOB, key, "host1 re-enabled")

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.slack.blocks.board import Row, board_line
-from bot.slack.blocks.buttons import batch_buttons, reenable
-from bot.slack.blocks.card import Card, checklist_text, state_words, status_line, title
+from bot.slack.blocks.buttons import reenable
+from bot.slack.blocks.card import Card, state_words, title, window_and_checklist
 from bot.slack.blocks.kit import (
     Message,
     actions,
@@ -118,25 +118,7 @@ def content(card: Card, tag: str | None = None) -> list[dict[str, Any]]:
     left = left_text(card)
     if left:
         blocks.append(section(left))
-    if card.run_at is not None:
-        blocks.append(context(f"🕑 window: {date_token(card.run_at)}"))
-    if card.checks:
-        blocks.append(section(checklist_text(card.checks)))
-    return blocks
-
-
-def request_message(card: Card) -> Message:
-    """The batch in the channel, edited in place; buttons fit its state."""
-    blocks = [*content(card), context(status_line(card))]
-    buttons = batch_buttons(card)
-    if buttons:
-        blocks.append(actions(buttons, block_id=f"request:{card.id}"))
-    return message(fallback(card), blocks)
-
-
-def dry_run_message(card: Card) -> Message:
-    blocks = [*content(card, tag="dry run"), context("dry run: nothing was filed")]
-    return message(fallback(card, tag="dry run"), blocks)
+    return [*blocks, *window_and_checklist(card)]
 
 
 def table_messages(card: Card) -> list[Message]:

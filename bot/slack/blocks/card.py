@@ -128,6 +128,12 @@ def content(card: Card, tag: str | None = None) -> list[dict[str, Any]]:
     disks = disks_text(card.summary.get("disks", []))
     if disks:
         blocks.append(section(disks))
+    return [*blocks, *window_and_checklist(card)]
+
+
+def window_and_checklist(card: Card) -> list[dict[str, Any]]:
+    """The end of every message about a request, one VM or a batch."""
+    blocks = []
     if card.run_at is not None:
         blocks.append(context(f"🕑 window: {date_token(card.run_at)}"))
     if card.checks:

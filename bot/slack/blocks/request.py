@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.planning.units import format_duration
 from bot.slack.blocks import batch
-from bot.slack.blocks.buttons import request_buttons
+from bot.slack.blocks.buttons import batch_buttons, request_buttons
 from bot.slack.blocks.card import Card, content, fallback, state_words, status_line
 from bot.slack.blocks.kit import (
     Message,
@@ -33,21 +33,25 @@ _STEP_ICONS = {"done": "✅", "running": "⏳", "failed": "❌", "stalled": "⚠
 
 def request_message(card: Card) -> Message:
     """The request in the channel, edited in place; buttons fit its state."""
-    if card.is_batch:
-        return batch.request_message(card)
-    blocks = [*content(card), context(status_line(card))]
-    buttons = request_buttons(card)
+    blocks = [*_content(card), context(status_line(card))]
+    buttons = batch_buttons(card) if card.is_batch else request_buttons(card)
     if buttons:
         blocks.append(actions(buttons, block_id=f"request:{card.id}"))
-    return message(fallback(card), blocks)
+    return message(_fallback(card), blocks)
 
 
 def dry_run_message(card: Card) -> Message:
     """What the request would be, without buttons: nothing was filed."""
-    if card.is_batch:
-        return batch.dry_run_message(card)
-    blocks = [*content(card, tag="dry run"), context("dry run: nothing was filed")]
-    return message(fallback(card, tag="dry run"), blocks)
+    blocks = [*_content(card, tag="dry run"), context("dry run: nothing was filed")]
+    return message(_fallback(card, tag="dry run"), blocks)
+
+
+def _content(card: Card, tag: str | None = None) -> list[dict[str, Any]]:
+    return batch.content(card, tag) if card.is_batch else content(card, tag)
+
+
+def _fallback(card: Card, tag: str | None = None) -> str:
+    return batch.fallback(card, tag) if card.is_batch else fallback(card, tag)
 
 
 def link(card: Card, permalinks: Mapping[int, str]) -> str:
@@ -87,13 +91,12 @@ def request_status(
     card: Card, permalink: str | None, steps: list[tuple[str, str, float | None]]
 ) -> Message:
     """`/migrate status 42` (ephemeral): the request, its steps, a link to its thread."""
-    shown = batch.content(card) if card.is_batch else content(card)
-    blocks = [*shown, context(status_line(card))]
+    blocks = [*_content(card), context(status_line(card))]
     if steps:
         blocks.append(section("\n".join(["*Steps*", *map(_step_line, steps)])))
     if permalink and _SAFE_URL.fullmatch(permalink):
         blocks.append(section(f"<{permalink}|open thread>"))
-    return message(fallback(card), blocks)
+    return message(_fallback(card), blocks)
 
 
 def _step_line(step: tuple[str, str, float | None]) -> str:
