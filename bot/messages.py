@@ -269,15 +269,23 @@ def batch_cancelled(batch_id: int, stopped: int, running: list[int]) -> str:
     if running:
         ids = ", ".join(f"#{n}" for n in running)
         text += (
-            f"; {len(running)} running ({ids}) will finish (cancel one with /migrate cancel #id)"
+            f"; {len(running)} running ({ids}) will finish (Cancel again to cancel them too, "
+            "or /migrate cancel #id for one)"
         )
     return text + "."
 
 
 def batch_outcome(
-    moved: int, total: int, failed: list[str], stuck: list[str], unrun: int, host: str | None
+    moved: int,
+    total: int,
+    failed: list[str],
+    stuck: list[str],
+    stopped: list[str],
+    unrun: int,
+    host: str | None,
 ) -> str:
-    """'14 of 15 moved; web03 failed: …. host1 stays disabled: …'."""
+    """'14 of 15 moved; web03 failed: …. host1 stays disabled: …'; `stopped`: the VMs
+    whose running move was cancelled."""
     parts = [f"All {total} moved" if moved == total else f"{moved} of {total} moved"]
     if failed:
         shown = "; ".join(failed[:3]) + (
@@ -286,6 +294,8 @@ def batch_outcome(
         parts.append(shown)
     if stuck:
         parts.append(f"{', '.join(stuck)} stuck (see the thread: a toolstack restart clears it)")
+    if stopped:
+        parts.append(f"{', '.join(stopped)} cancelled while moving")
     if unrun:
         parts.append(f"{unrun} did not run")
     text = "; ".join(parts) + "."

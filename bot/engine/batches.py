@@ -195,8 +195,10 @@ class Batches(Part):
             f"{c.vm_name} failed: {_first(c.outcome)}" for c in children if c.state == State.FAILED
         ]
         stuck = [c.vm_name for c in children if c.state == State.STUCK]
-        unrun = sum(1 for c in children if c.state == State.CANCELLED and not c.started_at)
-        text = say.batch_outcome(len(moved), len(children), failed, stuck, unrun, host)
+        cancelled = [c for c in children if c.state == State.CANCELLED]
+        stopped = [c.vm_name for c in cancelled if c.started_at]
+        unrun = len(cancelled) - len(stopped)
+        text = say.batch_outcome(len(moved), len(children), failed, stuck, stopped, unrun, host)
         cancelled_by = batch.plan.get("cancelled_by")
         state = (
             State.CANCELLED

@@ -108,7 +108,12 @@ class Requests(Part):
         """Before the run: the request ends. While running: task.cancel, if xapi allows."""
         req = self._get(request_id)
         if req.is_batch:
-            return self.batches.cancel(req, actor)
+            again = bool(req.plan.get("cancelled_by")) and req.state == State.RUNNING
+            text = self.batches.cancel(req, actor)
+            if again:  # asked twice: the running moves are cancelled too, each as one request
+                running = [c for c in self.store.children(req.id) if c.state == State.RUNNING]
+                text = " ".join([text, *(self.cancel(c.id, actor) for c in running)])
+            return text
         if req.state in (State.PENDING, State.APPROVED, State.SCHEDULED, State.QUEUED):
             text = f"cancelled by {actor}"
             if self._move(req, State.CANCELLED, actor, "cancelled", text, outcome=text):

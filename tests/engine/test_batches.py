@@ -4,6 +4,7 @@ single request, and the batch ends with one outcome once none waits or runs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,7 +133,8 @@ def test_cancel_stops_what_has_not_started_and_lets_running_moves_finish(rig: Ri
     text = rig.engine.cancel(batch.id, "U1")
     assert text == (
         f"#{batch.id}: 2 move(s) that had not started will not run; 1 running "
-        f"(#{first.id}) will finish (cancel one with /migrate cancel #id)."
+        f"(#{first.id}) will finish (Cancel again to cancel them too, or /migrate cancel #id "
+        "for one)."
     )
     assert [rig.store.get(c.id).state for c in rest] == [State.CANCELLED] * 2  # type: ignore[union-attr]
     assert rig.store.get(batch.id).state == State.RUNNING  # type: ignore[union-attr]
@@ -186,3 +188,35 @@ def test_a_host_enabled_by_its_agent_restart_mid_evacuation_is_disabled_again(ri
     for child in rest:
         rig.run(child.id)
     assert rig.store.get(batch.id).state == State.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_cancel_pressed_again_cancels_the_running_moves_too(rig: Rig) -> None:
+    """The first Cancel drops the moves not started; the second asks xapi to cancel the
+    running one, as Cancel of one request does: the VM stays where it was."""
+    batch = file_batch(rig, "vm02,dns01 to host3 sr=nfs2")
+    rig.engine.approve(batch.id, "ULEAD")
+    rig.engine.run(batch.id)
+    first, second = rig.store.children(batch.id)
+    answers: list[str] = []
+
+    def cancel_twice_when_running(event: ev.Event) -> None:
+        if isinstance(event, ev.StepProgress) and event.request_id == first.id and not answers:
+            answers.append("asked")
+
+            def press_twice() -> None:
+                answers.append(rig.engine.cancel(batch.id, "U1"))
+                answers.append(rig.engine.cancel(batch.id, "U1"))
+
+            threading.Thread(target=press_twice).start()
+
+    rig.engine.subscribe(cancel_twice_when_running)
+    assert rig.run(first.id).state == State.CANCELLED
+    assert rig.store.get(second.id).state == State.CANCELLED  # type: ignore[union-attr]
+    assert answers[2].endswith(
+        f"Asked xapi to cancel #{first.id}'s current step; the thread will say if it did."
+    ), answers
+    vm = rig.pool.ref("VM", first.vm_name)
+    assert rig.pool.x.VM.get_resident_on(vm) != rig.pool.ref("host", "host3")
+    done = rig.store.get(batch.id)
+    assert done is not None and done.state == State.CANCELLED
+    assert done.outcome == f"0 of 2 moved; {first.vm_name} cancelled while moving; 1 did not run."

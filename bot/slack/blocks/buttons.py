@@ -75,8 +75,8 @@ def _cancel_batch(card: Card) -> Element:
     if card.state != State.RUNNING:
         return button("Cancel", Action.CANCEL, _value(card))
     text = (
-        "The moves that have not started will not run; the running ones finish (each can "
-        "be cancelled on its own with /migrate cancel <id>)."
+        "The moves that have not started will not run; the running ones finish. Pressed "
+        "again, it asks xapi to cancel the running ones too (as for one VM)."
     )
     dialog = confirm(f"Cancel #{card.id}?", text, "Cancel the rest", "Let it run")
     return button("Cancel", Action.CANCEL, _value(card), dialog=dialog)
