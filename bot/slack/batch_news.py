@@ -81,9 +81,9 @@ class BatchNews:
             n.post_in_thread(req.id, part)
 
     def ended(self, req: Request) -> None:
-        """The batch's outcome, broadcast; an emptied host's Re-enable button with it."""
+        """The batch's outcome, broadcast; Re-enable with it when its run disabled a host."""
         n = self.notifier
-        host = req.plan.get("summary", {}).get("evacuate")
+        host = req.plan.get("summary", {}).get("evacuate") if req.started_at else None
         message = batch_blocks.outcome_message(n.card(req), req.outcome or "", host)
         self.show(req.id)
         n.announce(req.id, message, req.state, broadcast=True)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # status line and the step messages say it (queued, started): no extra thread line, so a
 # busy channel spends its one-post-a-second budget on what people need.
 _SILENT_STATES = {State.SUCCEEDED, State.FAILED, State.STUCK, State.QUEUED, State.RUNNING}
+# A batch's ends after its approval: an outcome for the channel (the others are a line).
+_BATCH_ENDS = FINISHED - {State.REJECTED, State.EXPIRED}
 
 
 @dataclass
@@ -150,7 +152,7 @@ class Notifier:
         """The thread's news of `event`; `broadcast`: the outcome goes to the channel too."""
         rid, now = event.request_id, self.clock.now()
         match event:
-            case ev.StateChanged(state=state) if state in FINISHED and self._is_batch(rid):
+            case ev.StateChanged(state=state) if state in _BATCH_ENDS and self._is_batch(rid):
                 req = self.store.get(rid)
                 if req is not None:
                     self.batch_news.ended(req)
@@ -288,7 +290,7 @@ class Notifier:
             if req.batch_id is not None and req.state not in (State.FAILED, State.STUCK):
                 self.batch_news.show(req.batch_id)  # its row says it; a failure has a reply
                 continue
-            if req.is_batch and req.state in FINISHED and req.message_ts:
+            if req.is_batch and req.state in _BATCH_ENDS and req.message_ts:
                 self.batch_news.ended(req)
                 self.refresh(req.id)
                 continue

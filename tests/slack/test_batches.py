@@ -123,3 +123,30 @@ def test_enable_is_for_approvers(bot: Bot) -> None:
         lambda: [r for r in bot.slack.responses if "enabled already" in r.body["text"]]
     )
     assert said[0].body["text"] == "✅ host2 is enabled already."
+
+
+def test_a_host_xapi_will_not_disable_ends_the_evacuation_before_any_move(bot: Bot) -> None:
+    """HA would lose its failover plan: host.disable is refused, nothing moves, the channel
+    hears why, and no Re-enable is offered for a host that was never disabled."""
+    without_ci_runner(bot.pool)
+    sim = bot.pool.sim
+    sim.db.update("pool", sim.pool_ref, ha_enabled=True)
+    sim.faults.ha_plan_breaks = True
+    rid = filed(bot, "evacuate host2")
+    bot.press(Action.APPROVE, rid, "ULEAD")
+    batch = bot.state(rid, State.FAILED, State.SUCCEEDED)
+    assert batch.outcome and batch.outcome.startswith("host2 could not be disabled (")
+    bot.until(lambda: {c.state for c in bot.core.store.children(rid)} == {State.CANCELLED})
+    assert bot.pool.sim.calls.counts.get("Async.VM.pool_migrate", 0) == 0
+    outcome = bot.until(lambda: [m for m in bot.thread(rid) if m.reply_broadcast])
+    assert "could not be disabled" in outcome[0].text
+    assert Action.REENABLE_HOST not in buttons(outcome[0].blocks)
+
+
+def test_a_rejected_batch_is_a_line_in_its_thread(bot: Bot) -> None:
+    rid = filed(bot, "vm02,dns01 to host1")
+    bot.press(Action.REJECT, rid, "ULEAD")
+    bot.state(rid, State.REJECTED)
+    line = bot.until(lambda: [m for m in bot.thread(rid) if "rejected by" in m.text])
+    assert not line[0].reply_broadcast and buttons(line[0].blocks) == []
+    assert bot.core.store.children(rid) == []
