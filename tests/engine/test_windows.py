@@ -151,3 +151,30 @@ def test_audit_export_as_json_lines_and_csv(bot: Bot, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "--since" in bad.stderr
+
+
+def test_a_scheduled_evacuation_survives_a_restart_and_runs_at_its_window(
+    pool: Pool, tmp_path: Path
+) -> None:
+    """`evacuate host2 at=…` approved now holds its VMs; the bot restarts; at the window
+    the new one disables host2 and moves them."""
+    vm = pool.ref("VM", "ci-runner-1")  # its local disk would keep host2 from emptying
+    pool.run(pool.x.Async.VM.hard_shutdown(vm))
+    pool.x.VM.destroy(vm)
+    with slack_double() as slack:
+        with serving(pool, tmp_path, slack) as first:
+            rid = filed(first, f"evacuate host2 mode=offline at={in_an_hour(first)}")
+            first.press("approve", rid, "ULEAD")
+            assert first.state(rid, State.SCHEDULED)
+            assert {c.state for c in first.core.store.children(rid)} == {State.APPROVED}
+        host2 = pool.ref("host", "host2")
+        assert pool.x.host.get_enabled(host2)  # not before the window
+        with serving(pool, tmp_path, slack) as second:
+            tick_after(second, 3700)
+            done = second.state(rid, State.SUCCEEDED, State.FAILED)
+            assert done.state == State.SUCCEEDED, done.outcome
+            assert not pool.x.host.get_enabled(host2)
+            assert done.outcome == (
+                "All 4 moved. host2 is empty and stays disabled: Re-enable it when its "
+                "maintenance is done."
+            )
