@@ -299,10 +299,11 @@ class Desk:
     def _permalinks(self, requests: list[Request]) -> dict[int, str]:
         links = {}
         for req in requests:
-            if req.channel and req.message_ts:
+            shown = req.message_ts or req.thread_ts  # a batch's move: its batch's thread
+            if req.channel and shown:
                 try:
                     answer = self.notifier.client.chat_getPermalink(
-                        channel=req.channel, message_ts=req.message_ts
+                        channel=req.channel, message_ts=shown
                     )
                     links[req.id] = answer["permalink"]
                 except SlackApiError:

@@ -150,3 +150,13 @@ def test_a_rejected_batch_is_a_line_in_its_thread(bot: Bot) -> None:
     line = bot.until(lambda: [m for m in bot.thread(rid) if "rejected by" in m.text])
     assert not line[0].reply_broadcast and buttons(line[0].blocks) == []
     assert bot.core.store.children(rid) == []
+
+
+def test_status_of_a_vm_moved_by_a_batch_links_the_batch_thread(bot: Bot) -> None:
+    rid = filed(bot, "vm02,dns01 to host1")
+    bot.press(Action.APPROVE, rid, "ULEAD")
+    bot.state(rid, State.SUCCEEDED, State.FAILED)
+    bot.command("status dns01")
+    found = bot.until(lambda: [r for r in bot.slack.responses if "dns01" in r.body["text"]])
+    body = json.dumps(found[-1].body["blocks"], ensure_ascii=False)
+    assert "migrate dns01" in body and "host1" in body and "open thread" in body
