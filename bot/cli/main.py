@@ -18,7 +18,8 @@ from bot.settings import SettingsError
 
 if TYPE_CHECKING:
     from bot.engine.events import Event
-    from bot.planning.command import MigrateCommand
+    from bot.planning.command import BatchCommand, MigrateCommand
+    from bot.settings import Settings
     from bot.wiring import Core
 
 Command = Callable[[argparse.Namespace], int]
@@ -49,33 +50,29 @@ def _simulator(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Plan and checklist for a command (exit 1 on a blocker); `--run` then migrates."""
-    from bot.cli.text import plan_text
-    from bot.planning.command import BadCommand, MigrateCommand, parse
+    """Plan and checklist for a command (exit 1 on a blocker); `--run` then migrates one VM."""
+    from bot.planning.command import BadCommand, BatchCommand, MigrateCommand, parse
     from bot.planning.planner import UserError
     from bot.settings import load_settings
-    from bot.wiring import build_core, planner, xen_config
-    from bot.xen.connection import Xapi
+    from bot.wiring import build_core
 
     command = parse(args.text)
     if isinstance(command, BadCommand):
         print(command.message, file=sys.stderr)
         return 1
-    if not isinstance(command, MigrateCommand):
-        print("check takes a migration: '<vm> to <host> [sr=…] [mode=…]'", file=sys.stderr)
+    if not isinstance(command, MigrateCommand | BatchCommand):
+        print(
+            "check takes a migration: '<vm> to <host> [sr=…] [mode=…]', "
+            "'<vm>,<vm> [to <host>]', 'tag:<tag> [to <host>]' or 'evacuate <host>'",
+            file=sys.stderr,
+        )
+        return 1
+    if args.execute and isinstance(command, BatchCommand):
+        print("check --run takes one VM; file batches in Slack", file=sys.stderr)
         return 1
     settings = load_settings()
-    if not args.execute:
-        xapi = Xapi(xen_config(settings))
-        try:
-            preview = planner(settings, xapi).preview(command)
-        except UserError as error:
-            print(error, file=sys.stderr)
-            return 1
-        finally:
-            xapi.close()
-        print(plan_text(preview.summary()))
-        return 1 if preview.blocked else 0
+    if isinstance(command, BatchCommand) or not args.execute:
+        return _preview(settings, command)
     core = build_core(settings)
     try:
         return _run(core, command)
@@ -84,6 +81,34 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     finally:
         core.stop()
+
+
+def _preview(settings: Settings, command: MigrateCommand | BatchCommand) -> int:
+    """Print the plan of one VM or of a batch, filing nothing: exit 1 when something blocks
+    (a batch is planned as the engine plans it, with the configured concurrency)."""
+    from bot.cli.text import batch_text, plan_text
+    from bot.planning.batch_planner import BatchPlanner
+    from bot.planning.command import BatchCommand
+    from bot.planning.planner import UserError
+    from bot.wiring import planner, xen_config
+    from bot.xen.connection import Xapi
+
+    xapi = Xapi(xen_config(settings))
+    try:
+        single = planner(settings, xapi)
+        if isinstance(command, BatchCommand):
+            batch = BatchPlanner(single, settings.bot_max_concurrent_migrations).preview(command)
+            text, blocked = batch_text(batch.summary()), batch.blocked
+        else:
+            preview = single.preview(command)
+            text, blocked = plan_text(preview.summary()), preview.blocked
+    except UserError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        xapi.close()
+    print(text)
+    return 1 if blocked else 0
 
 
 def _run(core: Core, command: MigrateCommand) -> int:
@@ -231,15 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=_simulator)
     check = sub.add_parser(
         "check",
-        help="plan and checklist for a migration (XEN_* settings only)",
+        help="plan and checklist for a migration or a batch (XEN_* settings only)",
         description="Exit 0 when nothing blocks, 1 when something does or the text is wrong.",
     )
-    check.add_argument("text", help='what follows /migrate, e.g. "vm01 to host3 sr=nfs1"')
+    check.add_argument(
+        "text", help='what follows /migrate, e.g. "vm01 to host3 sr=nfs1" or "evacuate host1"'
+    )
     check.add_argument(
         "--run",
         action="store_true",
         dest="execute",
-        help="then run the migration here, with progress (exit 0 on success)",
+        help="then run the migration of one VM here, with progress (exit 0 on success)",
     )
     check.set_defaults(handler=_check)
     demo = sub.add_parser(

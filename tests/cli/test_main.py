@@ -48,6 +48,43 @@ def test_check_usage_error_exits_1() -> None:
     assert "/migrate <vm> to <host>" in result.stderr
 
 
+def test_check_evacuate_prints_every_move_and_exits_0(pool: Pool) -> None:
+    """An evacuation that can go: the subject, the overview, a row per move, the checklist."""
+    result = _cli("check", "evacuate host2 sr=nfs1", env=_xen(pool))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "evacuate host2: 5 moves to host1, host3"
+    assert lines[1].startswith("estimate ") and "with 3 at a time" in lines[1]
+    assert lines[3].split() == ["VM", "HOST", "SR", "MODE", "ESTIMATE"]
+    rows = {line.split()[0]: line.split()[1:4] for line in lines[4:9]}
+    assert rows.keys() == {"ci-runner-1", "build01", "vm02", "web", "dns01"}
+    assert all(row == ["host1", "nfs1", "live"] for row in rows.values())
+    assert "checklist:" in lines and "⛔" not in result.stdout
+
+
+def test_check_batch_with_a_blocker_exits_1(pool: Pool) -> None:
+    """A VM that fits nowhere is left out with its reason, and the batch cannot go."""
+    result = _cli("check", "evacuate host1", env=_xen(pool))
+    assert result.returncode == 1, result.stderr
+    assert "left out:" in result.stdout
+    assert "⛔ bigdb: bigdb (96.8 GiB) fits on no host" in result.stdout
+
+
+def test_check_batch_unknown_host_exits_1(pool: Pool) -> None:
+    """A host typo is one line with the closest names, no traceback, nothing printed."""
+    result = _cli("check", "evacuate hots1", env=_xen(pool))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "no host 'hots1'; did you mean host1, host2 or host3?"
+    assert result.stdout == ""
+
+
+def test_check_run_refuses_a_batch() -> None:
+    """--run moves one VM; a batch is refused before any setting is needed."""
+    result = _cli("check", "--run", "evacuate host1", env={})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "check --run takes one VM; file batches in Slack"
+
+
 def test_missing_setting_is_one_line_naming_it() -> None:
     """No XEN_URL: exit 2 with one line that names the variable."""
     result = _cli("check", "vm01 to host3", env={})
