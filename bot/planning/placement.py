@@ -92,7 +92,8 @@ def place(
         able = [host for host, refusal in refusals.items() if refusal is None]
         if not able:
             stays = evacuating and not _takes_memory(vm)
-            left.append(Left(vm, _nowhere(vm, pool, refusals, srs, stays), not stays))
+            why = _nowhere(vm, pool, refusals, srs, stays, _Ask(chosen, evacuating))
+            left.append(Left(vm, why, not stays))
             continue
         free = ledger.free
         best = min(able, key=lambda h: (vm.memory_needed > free[h], -free[h], _by_name(pool, h)))
@@ -202,6 +203,7 @@ def _nowhere(
     refusals: Mapping[str, Refusal | None],
     srs: Mapping[str, str] | None,
     stays: bool,
+    ask: _Ask,
 ) -> str:
     """'vm05 (8 GiB) fits on no host (host2: 4 GiB free; host3, host4: no dmz network).
     Free 4 GiB on host2, …': why, host by host, then what would make room."""
@@ -217,26 +219,44 @@ def _nowhere(
     text = f"{vm.name}{size} fits on no host ({why})"
     if stays:
         return f"{text}; it stays {vm.power_state.lower()} where it is (sr= would move its disks)"
-    return f"{text}. {_room(pool, refusals, srs)}"
+    return f"{text}. {_room(pool, refusals, srs, ask)}"
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What the person asked, which decides the remedies that make sense."""
+
+    chosen: bool  # `to host2,host3`: another host can be added to the plan
+    evacuating: bool  # everything on a host: it cannot be left out, but it can be stopped
 
 
 def _room(
-    pool: PoolFacts, refusals: Mapping[str, Refusal | None], srs: Mapping[str, str] | None
+    pool: PoolFacts,
+    refusals: Mapping[str, Refusal | None],
+    srs: Mapping[str, str] | None,
+    ask: _Ask,
 ) -> str:
-    """What would make room: the remedy the refusals point at."""
+    """What would make room: the remedies the refusals point at, as the request allows."""
     found = [(host, r) for host, r in refusals.items() if r is not None]
     kinds = {r.kind for _, r in found}
+    first = "Add a host to the plan"
     if kinds == {"memory"}:
         host, refusal = min(found, key=lambda hr: (hr[1].short, _by_name(pool, hr[0])))
-        return (
-            f"Free {format_size(refusal.short)} on {_name(pool, host)} (move or stop a VM "
-            "there), add a host to the plan, or leave it out"
+        first = (
+            f"Free {format_size(refusal.short)} on {_name(pool, host)} (move or stop a VM there)"
         )
-    if "reach" in kinds and srs is None:
-        return "Give sr= an SR the other hosts reach, so its disks move too, or leave it out"
-    if "network" in kinds:
-        return "Add a host that has its networks, or leave it out"
-    return "Add a host to the plan, or leave it out"
+    elif "reach" in kinds and srs is None:
+        first = "Give sr= an SR the other hosts reach, so its disks move too"
+    elif "network" in kinds:
+        first = "Add a host that has its networks"
+    remedies = [first]
+    if ask.chosen and first != "Add a host to the plan":
+        remedies.append("add a host to the plan")
+    if ask.evacuating:
+        remedies.append("shut it down for the maintenance (a halted VM is not in the way)")
+    else:
+        remedies.append("leave it out")
+    return f"{', '.join(remedies[:-1])}, or {remedies[-1]}"
 
 
 def _listed(names: list[str]) -> str:

@@ -48,7 +48,10 @@ def test_evacuating_host1_places_what_fits_and_blocks_on_what_does_not(
         "bigdb (96.8 GiB) fits on no host (host2: 33.8 GiB free; host3: 37.8 GiB free). "
         "Free 59 GiB on host3"
     )
-    assert "Free " in blockers["bigdb"] and "add a host to the plan" in blockers["bigdb"]
+    assert blockers["bigdb"].endswith(
+        "(move or stop a VM there), or shut it down for the maintenance (a halted VM is not "
+        "in the way)"
+    )
     assert "no access to host1-local" in blockers["vm01"]
     assert preview.blocked
     groups = preview.summary()["groups"]

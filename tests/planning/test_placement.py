@@ -78,7 +78,17 @@ def test_a_vm_that_fits_nowhere_blocks_and_says_what_would_make_room() -> None:
     assert left.blocks and left.vm.name == "big"
     assert left.why == (
         "big (40 GiB) fits on no host (host2: 30 GiB free; host3: 20 GiB free). "
-        "Free 10 GiB on host2 (move or stop a VM there), add a host to the plan, or leave it out"
+        "Free 10 GiB on host2 (move or stop a VM there), or leave it out"
+    )
+    # Remedies follow the request: a named `to` can take another host; an evacuation
+    # cannot leave a VM out, but a halted VM is not in the way.
+    named = place([vm("big", 40)], pool(host2=30, host3=20), HOSTS2_3, chosen=True)
+    assert named.left[0].why.endswith(
+        "(move or stop a VM there), add a host to the plan, or leave it out"
+    )
+    emptying = place([vm("big", 40)], pool(host2=30, host3=20), HOSTS2_3, evacuating=True)
+    assert emptying.left[0].why.endswith(
+        "or shut it down for the maintenance (a halted VM is not in the way)"
     )
 
 
