@@ -1,4 +1,5 @@
-"""The "Migrate VM" modal: searchable selects, the VM's disks, and its submission.
+"""The "Migrate VM" modal: searchable selects, the form for what is to move, the VM's
+disks, and its submission.
 
 Submitting files the same request as the command; its answers go to the person as an
 ephemeral message in the channel where `/migrate` was typed.
@@ -11,42 +12,73 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.planning.command import BadCommand
 from bot.slack import blocks
+from bot.slack.blocks.modal import SEARCHES
 from bot.slack.desk import Desk, Reply
-from bot.slack.modal_form import channel_of, command_from
+from bot.slack.modal_form import channel_of, command_from, error_block
 
 
 def register(app: App, desk: Desk) -> None:
-    for kind in ("vm", "host", "sr"):
-        app.options(kind)(searcher(desk, kind))
+    for action_id, kind in SEARCHES.items():
+        app.options(action_id)(searcher(desk, kind))
+
+    @app.action("what")
+    def what_chosen(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        view, chosen, reply = choice(body, action, client)
+        desk.in_background(switch_form, client, view, chosen, reply=reply)
 
     @app.action("vm")
     def vm_chosen(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
         ack()
-        view = body["view"]
-        chosen = (action.get("selected_option") or {}).get("value", "")
-        reply = in_channel(client, channel_of(view), body["user"]["id"])
+        view, chosen, reply = choice(body, action, client)
         desk.in_background(desk.vm_chosen, view, chosen, reply=reply)
 
     @app.view(blocks.MODAL_ID)
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         state = view.get("state")
-        command = command_from(state.get("values") if isinstance(state, dict) else None)
+        values = state.get("values") if isinstance(state, dict) else None
+        command = command_from(values)
         user, channel = body["user"]["id"], channel_of(view)
         if isinstance(command, BadCommand):
-            ack(response_action="errors", errors={"vm": command.reason})
+            ack(response_action="errors", errors={error_block(values): command.reason})
             return
         if refused := desk.channel_refusal(channel):  # the channel the form was opened from
-            ack(response_action="errors", errors={"vm": refused})
+            ack(response_action="errors", errors={error_block(values): refused})
             return
         ack()
         desk.in_background(
             desk.file, command, user, channel, reply=in_channel(client, channel, user)
         )
+
+
+def choice(
+    body: dict[str, Any], action: dict[str, Any], client: WebClient
+) -> tuple[dict[str, Any], str, Reply]:
+    """A choice in the modal that rebuilds it: the view, the value chosen, and how to
+    answer the person who chose."""
+    view = body["view"]
+    chosen = (action.get("selected_option") or {}).get("value", "")
+    return view, chosen, in_channel(client, channel_of(view), body["user"]["id"])
+
+
+def switch_form(client: WebClient, view: dict[str, Any], what: str, reply: Reply) -> None:
+    """Rebuild the modal for what is to move; `reply` hears only what goes wrong (the
+    desk's rule). Against the view's hash: a form changed since the choice is left alone,
+    the newer change wins."""
+    form = blocks.migrate_modal(channel_of(view), what=what)
+    try:
+        client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
+    except SlackApiError as error:
+        if error.response.get("error") != "hash_conflict":
+            raise
 
 
 def searcher(desk: Desk, kind: str) -> Callable[..., None]:

@@ -113,6 +113,9 @@ def state(kind: str, *values: str | None) -> st.SearchStrategy[Any]:
     value = st.sampled_from(values) | st.text(max_size=20)
     if kind == "plain_text_input":
         element = st.builds(lambda v: {"type": kind, "value": v}, value)
+    elif kind.startswith("multi_"):
+        chosen = st.lists(st.builds(lambda v: {"value": v}, value), max_size=4)
+        element = st.builds(lambda os: {"type": kind, "selected_options": os}, chosen)
     else:
         element = st.builds(lambda v: {"type": kind, "selected_option": {"value": v}}, value)
     return st.dictionaries(st.just("a"), element, min_size=1) | junk
@@ -131,13 +134,24 @@ def test_any_modal_submission(bot: Bot) -> None:
             "mode": state("radio_buttons", "live", "offline"),
             "shutdown": state("radio_buttons", "clean", "hard"),
             "at": state("plain_text_input", None, "02:00", "2020-01-01T02:00"),
+            "what": state("radio_buttons", "one", "several", "evacuate"),
+            "vms": state("multi_external_select", "vm01", "vm02", "web", "nosuch"),
+            "tag": state("plain_text_input", None, "web", "nosuch"),
+            "to": state("multi_external_select", "host1", "host2", "host3"),
+            "evacuate": state("external_select", "host1", "host2", "nosuch"),
         },
     )
-    blocks = st.sampled_from(["vm", "host", "sr", "mode", "shutdown", "at", "disk_0", "x"])
+    blocks = st.sampled_from(
+        ["what", "vm", "host", "sr", "mode", "shutdown", "at", "disk_0", "vms", "tag", "to", "x"]
+    )
     opened_in = json.dumps({"channel": CHANNEL})  # what the bot put in the modal it opened
     unknown_vm = {
         "vm": {"a": {"type": "external_select", "selected_option": {"value": "nosuch"}}},
         "host": {"a": {"type": "external_select", "selected_option": {"value": "host3"}}},
+    }
+    evacuation = {
+        "what": {"a": {"type": "radio_buttons", "selected_option": {"value": "evacuate"}}},
+        "evacuate": {"a": {"type": "external_select", "selected_option": {"value": "host2"}}},
     }
 
     @FUZZ
@@ -147,6 +161,7 @@ def test_any_modal_submission(bot: Bot) -> None:
     )
     @example(values=unknown_vm, metadata=opened_in)  # an ephemeral answer, whatever is drawn
     @example(values=unknown_vm, metadata="")  # a form that names no channel to answer in
+    @example(values=evacuation, metadata=opened_in)  # a batch, filed
     def send(values: dict[str, Any], metadata: str) -> None:
         view = {
             "id": "V1",
@@ -170,7 +185,7 @@ def test_any_search_text(bot: Bot) -> None:
     """Whatever is typed in a modal select, the options answer is well formed."""
 
     @FUZZ
-    @given(kind=st.sampled_from(["vm", "host", "sr"]), typed=st.text(max_size=50))
+    @given(kind=st.sampled_from(["vm", "host", "sr", "vms", "hosts"]), typed=st.text(max_size=50))
     def send(kind: str, typed: str) -> None:
         element = {"type": "external_select", "action_id": kind}
         view = {

@@ -1,8 +1,11 @@
 """The "Migrate VM" modal and the option lists its external selects load.
 
 Everything here is plain text (labels, options), which Slack never parses: no escaping,
-only clipping. The block_id/action_id pairs are what the view_submission handler reads:
-`vm`, `host`, `sr`, `disk_<userdevice>` (action `disk`), `mode`, `shutdown`, `at`.
+only clipping. The radio `what` at the top picks the form, as the command's grammar does:
+one VM, several (a list or a tag), or a host to empty. The block_id/action_id pairs are what
+the view_submission handler reads: `what`; one VM: `vm`, `host`, `sr`, `disk_<userdevice>`
+(action `disk`); several: `vms`, `tag`, `to` (action `hosts`), `sr`; a host: `evacuate`
+(action `host`), `to`; every form: `mode`, `shutdown`, `at`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from bot.slack.blocks.kit import (
 )
 
 MODAL_ID = "migrate_modal"
-FIXED_BLOCKS = 7  # vm, host, sr, mode, shutdown, at, and room for the "more disks" note
+ONE, SEVERAL, EVACUATE = "one", "several", "evacuate"
+WHATS = [("One VM", ONE), ("Several VMs", SEVERAL), ("Evacuate a host", EVACUATE)]
+FIRST_FIELD = {ONE: "vm", SEVERAL: "vms", EVACUATE: "evacuate"}  # where a form's error shows
+# What each searchable select lists (a kind `Desk.suggest` knows), by its action id.
+SEARCHES = {"vm": "vm", "host": "host", "sr": "sr", "vms": "vm", "hosts": "host"}
+# The form's command is read back through the grammar, whose 2,000 characters hold 40 VM
+# and 10 host UUIDs with every option.
+MOST_VMS, MOST_HOSTS = 40, 10
+FIXED_BLOCKS = 8  # what, vm, host, sr, mode, shutdown, at, and room for the "more disks" note
 MODES = [("Automatic", "auto"), ("Live", "live"), ("Offline", "offline")]
 SHUTDOWNS = [("Clean", "clean"), ("Hard", "hard")]
 
@@ -43,43 +54,33 @@ def migrate_modal(
     disks: Sequence[Mapping[str, Any]] = (),
     sr_options: Sequence[Mapping[str, str]] = (),
     mode: str | None = None,
+    what: str = ONE,
 ) -> dict[str, Any]:
-    """The form behind a bare `/migrate`; choosing a VM rebuilds it with that VM's disks.
+    """The form behind a bare `/migrate`: `what` (one VM, several, a host to empty) picks
+    its fields, and choosing another rebuilds it; choosing one VM rebuilds it with that
+    VM's disks.
 
     `vm` is {"text", "value"}; each disk is {"userdevice", "device", "size", "sr"} (names
-    as shown); `sr_options` are {"text", "value"} for the per-disk selects.
+    as shown); `sr_options` are {"text", "value"} for the per-disk selects (one VM only).
     """
-    srs = [option(o["text"], o["value"]) for o in sr_options[:OPTIONS]]
-    vm_select = _select("external_select", "vm", "Choose a VM", 1)
-    if vm:
-        vm_select["initial_option"] = option(vm["text"], vm["value"])
-    blocks = [
-        _input("vm", "VM", vm_select, dispatch=True),
-        _input("host", "Destination host", _select("external_select", "host", "Choose a host", 0)),
-        _input(
-            "sr",
-            "Primary storage (SR)",
-            _select("external_select", "sr", "Keep disks where they are", 0),
-            optional=True,
-        ),
-    ]
+    chosen = next((w for w in WHATS if w[1] == what), WHATS[0])
+    blocks = [_input("what", "What to move", _radio("what", WHATS, chosen), dispatch=True)]
+    srs: list[dict[str, Any]] = []
+    if chosen[1] == SEVERAL:
+        blocks += _several()
+    elif chosen[1] == EVACUATE:
+        blocks += _evacuate()
+    else:
+        blocks += _one_vm(vm)
+        srs = [option(o["text"], o["value"]) for o in sr_options[:OPTIONS]]
     room = MODAL_BLOCKS - FIXED_BLOCKS
     if srs:
         blocks += [_disk(disk, srs) for disk in disks[:room]]
-    chosen = next((o for o in MODES if o[1] == mode), MODES[0])
+    picked = next((o for o in MODES if o[1] == mode), MODES[0])
     blocks += [
-        _input("mode", "Mode", _radio("mode", MODES, chosen)),
+        _input("mode", "Mode", _radio("mode", MODES, picked)),
         _input("shutdown", "Shutdown (offline)", _radio("shutdown", SHUTDOWNS, SHUTDOWNS[0])),
-        _input(
-            "at",
-            "When (optional)",
-            {
-                "type": "plain_text_input",
-                "action_id": "at",
-                "placeholder": plain("02:00 or 2026-11-26T02:00", 150),
-            },
-            optional=True,
-        ),
+        _input("at", "When (optional)", _text("at", "02:00 or 2026-11-26T02:00"), optional=True),
     ]
     if srs and len(disks) > room:
         blocks.append(context(f"The other {len(disks) - room} disks follow the primary SR."))
@@ -92,6 +93,59 @@ def migrate_modal(
         "private_metadata": json.dumps({"channel": channel_id}),
         "blocks": blocks,
     }
+
+
+def _one_vm(vm: dict[str, str] | None) -> list[dict[str, Any]]:
+    vm_select = _select("external_select", "vm", "Choose a VM", 1)
+    if vm:
+        vm_select["initial_option"] = option(vm["text"], vm["value"])
+    return [
+        _input("vm", "VM", vm_select, dispatch=True),
+        _input("host", "Destination host", _select("external_select", "host", "Choose a host", 0)),
+        _primary_sr(),
+    ]
+
+
+def _several() -> list[dict[str, Any]]:
+    """A list or a tag (the form says which was meant when both are given)."""
+    vms = _select("multi_external_select", "vms", "Choose VMs", 1)
+    vms["max_selected_items"] = MOST_VMS
+    return [
+        _input("vms", "VMs", vms, optional=True, hint=f"Up to {MOST_VMS}; or a tag below."),
+        _input(
+            "tag",
+            "Or every VM with the tag",
+            _text("tag", "web"),
+            optional=True,
+            hint="A tag as Xen Orchestra shows it, instead of choosing VMs.",
+        ),
+        _hosts("To hosts", "The bot places each VM"),
+        _primary_sr(),
+    ]
+
+
+def _evacuate() -> list[dict[str, Any]]:
+    return [
+        _input(
+            "evacuate",
+            "Host to empty",
+            _select("external_select", "host", "Choose a host", 0),
+            hint="It is disabled first, so nothing new lands on it, and stays disabled.",
+        ),
+        _hosts("Onto hosts", "Any other host"),
+    ]
+
+
+def _hosts(label: str, placeholder: str) -> dict[str, Any]:
+    """The hosts a batch may go to; none: the bot chooses."""
+    select = _select("multi_external_select", "hosts", placeholder, 0)
+    select["max_selected_items"] = MOST_HOSTS
+    return _input("to", label, select, optional=True)
+
+
+def _primary_sr() -> dict[str, Any]:
+    select = _select("external_select", "sr", "Keep disks where they are", 0)
+    return _input("sr", "Primary storage (SR)", select, optional=True)
 
 
 def _disk(disk: Mapping[str, Any], srs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,6 +162,7 @@ def _input(
     element: dict[str, Any],
     optional: bool = False,
     dispatch: bool = False,
+    hint: str = "",
 ) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "input",
@@ -118,6 +173,8 @@ def _input(
     }
     if dispatch:
         block["dispatch_action"] = True
+    if hint:
+        block["hint"] = plain(hint, 2000)
     return block
 
 
@@ -129,6 +186,14 @@ def _select(
     if min_query is not None:
         element["min_query_length"] = min_query
     return element
+
+
+def _text(action_id: str, placeholder: str) -> dict[str, Any]:
+    return {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "placeholder": plain(placeholder, 150),
+    }
 
 
 def _radio(
