@@ -63,6 +63,8 @@ def _one(fields: dict[str, Any]) -> MigrateCommand | BadCommand:
 
 def _several(fields: dict[str, Any]) -> BatchCommand | BadCommand:
     vms, tag = _chosen(fields, "vms"), _text(fields, "tag")
+    if tag is not None:  # typed as on the command line: `tag:web`
+        tag = tag.removeprefix("tag:").strip() or None
     if vms and tag:
         return usage_error("choose VMs or a tag, not both")
     if not vms and not tag:

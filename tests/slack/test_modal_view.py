@@ -192,6 +192,8 @@ def test_a_submitted_form_files_what_the_command_would():
     )
     tagged = form("several", vms=multi(), tag=text("web servers"))
     assert command_from(tagged) == BatchCommand(tag="web servers")
+    typed = form("several", vms=multi(), tag=text("tag:web"))  # as on the command line
+    assert command_from(typed) == BatchCommand(tag="web")
     emptied = form("evacuate", evacuate=select("u-h1"), to=multi("u-h2"), mode=select("live"))
     assert command_from(emptied) == BatchCommand(evacuate="u-h1", to=("u-h2",), mode="live")
 
