@@ -477,8 +477,9 @@ _PLAIN = re.compile(r"[^\s'\"\\,]+")
 
 
 def _quote(name: str) -> str:
-    """Leave plain names bare; quote the rest so shlex reads them back whole."""
-    return name if _PLAIN.fullmatch(name) else shlex.quote(name)
+    """Leave plain names bare; quote the rest so shlex reads them back whole (as
+    `shlex.quote` would, but always: it leaves a comma bare, which separates lists here)."""
+    return name if _PLAIN.fullmatch(name) else "'" + name.replace("'", "'\"'\"'") + "'"
 
 
 def render(cmd: MigrateCommand | BatchCommand) -> str:
