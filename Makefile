@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint format bench crash clean
+.PHONY: test demo lint format bench crash failover clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	touch $(STAMP)
 
 test: lint $(STAMP)
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 crash: $(STAMP)
 	$(BIN)/python -m tests.crash.trials 20
+
+failover: $(STAMP)
+	$(BIN)/python -m tests.crash.failover 20
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,6 +14,7 @@
     │   ├── XapiFailure           xapi answered with a failure: `code`, `params`
     │   └── XapiUnavailable       (also a PoolUnreachable)
     ├── SettingsError             bot.settings: a missing or malformed setting, one line
+    │   └── AlreadyRunning        bot.store.alone: another bot runs on this SQLite file
     ├── IllegalTransition         bot.states: a move the state table forbids (a bug)
     └── RunInterrupted            bot.engine.runner: how a run's step ends early
         ├── StepFailed            ... a step failed (xapi's error, or the bot's in its shape)

@@ -24,9 +24,12 @@ from bot.engine.engine import Engine, EngineConfig
 from bot.engine.jobs import Jobs
 from bot.metrics import Metrics
 from bot.planning.planner import Planner, PlannerConfig
+from bot.replica import Replica
 from bot.settings import Settings
 from bot.slack.app import Front, build_front
 from bot.slack.outbox import Outbox
+from bot.store.alone import Alone, alone
+from bot.store.leader import Leadership, is_shared
 from bot.store.store import Store
 from bot.web import WebServer, metrics_app, wsgi_app
 from bot.xen.connection import Xapi, XenConfig
@@ -69,6 +72,8 @@ class Core:
     watcher: TaskWatcher
     engine: Engine
     jobs: Jobs
+    alone: Alone | None = None  # SQLite: this process runs the database's migrations
+    leadership: Leadership | None = None  # PostgreSQL: the pool's lock, once held
 
     def start(self) -> Core:
         self.watcher.start()
@@ -76,13 +81,16 @@ class Core:
         return self
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready when the database and the scheduler work; XAPI's events are only reported."""
+        """Ready when the database works and, on the pool's leader, the scheduler; XAPI's
+        events are only reported. A follower is ready: it answers Slack."""
+        leading = self.leadership is None or self.leadership.held
         body = {
             "database": self.store.ping(),
             "scheduler": self.jobs.scheduler.running,
+            "leader": leading,
             "xapi_events": self.watcher.connected,
         }
-        return bool(body["database"] and body["scheduler"]), body
+        return bool(body["database"] and (body["scheduler"] or not leading)), body
 
     def stop(self) -> None:
         """Stop taking work; running migrations are re-attached by the next start."""
@@ -91,15 +99,29 @@ class Core:
         self.watcher.stop()
         self.xapi.close()
         self.store.close()
+        if self.alone is not None:
+            self.alone.release()
+        if self.leadership is not None:  # last: nothing here issues steps any more
+            self.leadership.release()
 
 
 def build_core(settings: Settings, clock: Clock | None = None, watch_pause: float = 0.5) -> Core:
     """`watch_pause`: real seconds between event batches (shorter when a test or the demo
     runs the pool's clock faster than the wall clock)."""
     clock = clock or SystemClock()
+    lock = alone(settings.bot_database_url)
+    if lock is not None:
+        lock.hold()  # before anything runs: a second bot on one SQLite file stops here
     xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 4)
-    store = Store(settings.bot_database_url, clock)
+    try:
+        store = Store(settings.bot_database_url, clock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     watcher = TaskWatcher(xapi, batch_pause=watch_pause)
+    shared = is_shared(settings.bot_database_url)
+    leadership = Leadership(settings.bot_database_url, settings.xen_url) if shared else None
     engine = Engine(
         store,
         planner(settings, xapi, store),
@@ -113,9 +135,10 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
             approval_ttl_seconds=settings.bot_approval_ttl_seconds,
             missed_window_grace_seconds=settings.bot_missed_window_grace_seconds,
         ),
+        fence=leadership.holds if leadership else None,
     )
-    jobs = Jobs(engine, settings.bot_max_concurrent_migrations)  # it takes what is queued
-    return Core(xapi, engine.planner, store, watcher, engine, jobs)
+    jobs = Jobs(engine, settings.bot_max_concurrent_migrations, shared)  # takes what is queued
+    return Core(xapi, engine.planner, store, watcher, engine, jobs, lock, leadership)
 
 
 @dataclass
@@ -124,16 +147,18 @@ class Service:
     front: Front
     web: WebServer
     socket: SocketModeHandler | None
+    replica: Replica
     metrics_web: WebServer | None = None
 
     def stop(self) -> None:
+        self.replica.stop()
         if self.socket is not None:
             self.socket.close()
         if self.metrics_web is not None:
             self.metrics_web.stop()
         self.web.stop()
         self.front.stop()
-        self.core.stop()
+        self.core.stop()  # releases the pool's lock last
 
 
 def start(
@@ -154,8 +179,13 @@ def start(
     metrics = Metrics(core.store, core.xapi.stats, front.stats)
     core.engine.subscribe(metrics.on_event)
     core.engine.subscribe(ev.log_line)
-    front.notifier.catch_up()
-    core.start()
+
+    def lead() -> None:
+        """What the pool's leader does (at once, unless replicas share the database)."""
+        front.notifier.catch_up()
+        core.start()
+
+    replica = Replica(core.leadership, lead, core.engine.stop).start()
     apart = settings.bot_metrics_port is not None
     slack_app = None if socket_mode else front.app
     web = WebServer(
@@ -174,4 +204,4 @@ def start(
         socket.connect()
     gc.freeze()  # what start-up built lives for good: full collections skip it (ack tails)
     log.info("serving Slack (%s mode); probes on %s", settings.bot_mode, web.url)
-    return Service(core, front, web, socket, metrics_web)
+    return Service(core, front, web, socket, replica, metrics_web)

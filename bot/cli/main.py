@@ -74,6 +74,10 @@ def _check(args: argparse.Namespace) -> int:
     if isinstance(command, BatchCommand) or not args.execute:
         return _preview(settings, command)
     core = build_core(settings)
+    if core.leadership is not None and not core.leadership.acquire():
+        core.stop()
+        print("a migrate-bot replica runs this pool: file the migration in Slack", file=sys.stderr)
+        return 1
     try:
         return _run(core, command)
     except UserError as error:
@@ -185,12 +189,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     logs.configure(settings.bot_log_format, settings.bot_log_level, settings.secret_values())
     service = start(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ended = service.replica.ended  # SIGTERM, Ctrl-C, or this replica lost the pool's lock
+    signal.signal(signal.SIGTERM, lambda *_: ended.set())
     with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+        ended.wait()
     service.stop()
-    return 0
+    return 3 if service.replica.lost else 0
 
 
 def _audit(args: argparse.Namespace) -> int:

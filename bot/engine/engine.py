@@ -37,9 +37,19 @@ __all__ = ["Engine", "EngineConfig"]
 
 class Engine:
     def __init__(
-        self, store: Store, planner: Planner, xen: Xen, clock: Clock, config: EngineConfig
+        self,
+        store: Store,
+        planner: Planner,
+        xen: Xen,
+        clock: Clock,
+        config: EngineConfig,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
+        """`fence`: asked before every XAPI step whether this process may still issue it
+        (replicas: it leads the pool); always yes without."""
         self.shared = Shared(store, planner, xen, clock, config)
+        if fence is not None:
+            self.shared.fence = fence
         self.store, self.planner, self.clock, self.config = store, planner, clock, config
         stuck = StuckVMs(self.shared)
         batches = Batches(self.shared, BatchPlanner(planner, config.max_concurrent))

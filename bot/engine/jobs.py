@@ -7,11 +7,16 @@ its thread pool so they never block a Slack handler.
 The ticker has a thread of its own: runs waiting for a concurrency slot wait in the run
 pool's queue (as many threads as slots), so expiry, windows and stuck checks never wait
 behind them.
+
+Replicas (`bot.replica`): only the leader starts its jobs. A follower's approvals queue
+requests in the database; the leader adopts every queued or running request it is not
+running yet, every `ADOPT_SECONDS`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,14 +28,19 @@ from bot.errors import BotError
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 5.0
+ADOPT_SECONDS = 1.0
 TICKER = "ticker"
 
 
 class Jobs:
-    def __init__(self, engine: Engine, workers: int) -> None:
+    def __init__(self, engine: Engine, workers: int, shared_database: bool = False) -> None:
         """Runs what the engine queues (it subscribes to `Queued` here: no request can be
-        queued with nobody to run it)."""
+        queued with nobody to run it); on a `shared_database` also what other replicas
+        queued."""
         self.engine = engine
+        self.shared_database = shared_database
+        self._running: set[int] = set()  # submitted here and not ended
+        self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers), TICKER: ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -39,24 +49,43 @@ class Jobs:
         engine.subscribe(self._on_event)
 
     def _on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Queued):
+        if isinstance(event, ev.Queued) and self.scheduler.running:  # a follower: the leader's
             self.submit(event.request_id)
 
     def start(self) -> Jobs:
         self.scheduler.add_job(
             self.tick, "interval", seconds=TICK_SECONDS, id="tick", executor=TICKER
         )
+        if self.shared_database:
+            self.scheduler.add_job(
+                self.adopt, "interval", seconds=ADOPT_SECONDS, id="adopt", executor=TICKER
+            )
         self.scheduler.start()
-        for req in self.engine.recoverable():
-            log.info("re-attaching to #%s (%s)", req.id, req.state)
-            self.submit(req.id)
+        self.adopt()
         return self
+
+    def adopt(self) -> None:
+        """Run every request that is queued or running and not run here yet: at start-up
+        (re-attach after a restart or a takeover), and what another replica queued."""
+        for req in self.engine.recoverable():
+            if req.id not in self._running:
+                log.info("taking #%s (%s)", req.id, req.state)
+                self.submit(req.id)
 
     def submit(self, request_id: int) -> None:
         """Run (or resume) a request on the pool; waits for a slot there, not here."""
-        self.scheduler.add_job(
-            self.engine.run, args=[request_id], id=f"run-{request_id}", replace_existing=True
-        )
+        with self._lock:
+            if request_id in self._running:
+                return
+            self._running.add(request_id)
+        self.scheduler.add_job(self._run, args=[request_id])  # ids of its own: never coalesced
+
+    def _run(self, request_id: int) -> None:
+        try:
+            self.engine.run(request_id)
+        finally:
+            with self._lock:
+                self._running.discard(request_id)
 
     def tick(self) -> None:
         for kind, request_id in self.engine.due():

@@ -44,6 +44,8 @@ class Shared:
     listeners: list[Callable[[ev.Event], None]] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     running_tasks: dict[int, str] = field(default_factory=dict)  # request id -> its task
+    # Replicas: may this process still issue an XAPI step (it leads the pool)? `bot.replica`
+    fence: Callable[[], bool] = lambda: True
 
 
 class Part:

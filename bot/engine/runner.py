@@ -277,6 +277,9 @@ class Runner(Part):
             step, task = last, last.task_ref or adopted or ""
         else:
             self._wait_until_idle(req)
+            if not self.shared.fence():  # another replica may run the pool now: stop here
+                self.shared.stopping.set()
+                raise StepFailed(name, ["BOT_STOPPING"])
             attempt = (last.attempt + 1) if last else 1
             step = self.store.begin_step(req.id, name, attempt=attempt)
             if step is None:

@@ -1,13 +1,11 @@
 """The store: requests with compare-and-set transitions, steps issued once, the audit log.
 
-Every test runs on a SQLite file in a temporary folder. Set BOT_TEST_POSTGRES_URL (e.g.
-`postgresql+psycopg://postgres@127.0.0.1:5432/migratebot`, a database the tests may wipe,
-with a PostgreSQL driver installed) to run them against PostgreSQL as well.
+Every test runs twice: on a SQLite file in a temporary folder, and on the session's
+throwaway PostgreSQL server (`tests/support/postgres.py`), emptied for each test.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,20 +53,14 @@ ROW = {  # a request as an older bot stored it: only what the schema requires
 
 T = TypeVar("T")
 
-POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 THREADS = 20
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bot.db'}"
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS audit, steps, requests, alembic_version")
-    engine.dispose()
-    return POSTGRES_URL
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

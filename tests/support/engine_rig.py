@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,15 +66,17 @@ class Rig:
         self.store.close()
 
 
-def build(pool: Pool, db_path: Path, **config: float) -> Rig:
-    """A fresh bot process on the same pool and database file."""
+def build(
+    pool: Pool, db_path: Path, fence: Callable[[], bool] | None = None, **config: float
+) -> Rig:
+    """A fresh bot process on the same pool and database file; `fence` as a replica's."""
     xapi = Xapi(XenConfig(pool.server.url, "root", "secret", timeout=10))
     store = Store(f"sqlite:///{db_path}", pool.clock)
     # The pool clock runs ~50x real time here: pause between event batches accordingly.
     watcher = TaskWatcher(xapi, poll_seconds=5.0, retry_seconds=0.05, batch_pause=0.01).start()
     planner = Planner(xapi, PlannerConfig(throughput_mbps=200), store.measured_throughput)
     xen = Xen(xapi, watcher)
-    engine = Engine(store, planner, xen, pool.clock, EngineConfig(**config))  # type: ignore[arg-type]
+    engine = Engine(store, planner, xen, pool.clock, EngineConfig(**config), fence)  # type: ignore[arg-type]
     rig = Rig(pool, db_path, xapi, store, watcher, engine)
     engine.subscribe(rig.events.append)
     return rig

@@ -1,0 +1,18 @@
+"""Two `migrate-bot run` processes on one PostgreSQL: one runs the pool, both answer
+Slack; a request filed and approved through the follower runs on the leader; the leader
+killed (SIGKILL) while a step runs, the follower takes the pool within 15 s and carries
+the run to its end: each XAPI operation once, the audit without a gap, the outcome in
+the thread (one of `make failover`'s trials)."""
+
+from __future__ import annotations
+
+from tests.crash.failover import one_failover
+
+TAKEOVER_S = 15.0  # the issue's bound
+
+
+def test_the_follower_takes_the_pool_when_the_leader_dies_mid_run(postgres_url: str) -> None:
+    trial = one_failover(1, "offline", postgres_url, kill_after=None)
+    assert trial.problems == (), trial
+    assert trial.state == "succeeded" and trial.killed_during.startswith("during ")
+    assert trial.takeover_s < TAKEOVER_S
