@@ -57,14 +57,15 @@ class Replica:
 
     def _watch(self) -> None:
         assert self.leadership is not None
+        leadership = self.leadership
         while not self.ended.is_set():
-            if not self.leadership.held:
-                if self.leadership.acquire():
-                    self.begin()
-            elif not self.leadership.holds():
+            if leadership.lost or (leadership.held and not leadership.holds()):
+                # Lost (seen here or by the runner's fence): no step more, and out.
                 log.critical("lost the database lock: no step is issued any more; exiting")
                 self.lost = True
                 self.halt()
                 self.ended.set()
                 return
+            if not leadership.held and leadership.acquire():
+                self.begin()
             self.ended.wait(self.ask_seconds)

@@ -16,3 +16,14 @@ def test_the_follower_takes_the_pool_when_the_leader_dies_mid_run(postgres_url: 
     assert trial.problems == (), trial
     assert trial.state == "succeeded" and trial.killed_during.startswith("during ")
     assert trial.takeover_s < TAKEOVER_S
+
+
+def test_a_leader_cut_off_from_the_database_stops_and_the_follower_carries_on(
+    postgres_url: str,
+) -> None:
+    """Its lock session ends (the network to PostgreSQL, not the process): its next check
+    fails, it issues no step more and exits 3; the follower ends the run, each operation
+    issued once."""
+    trial = one_failover(2, "offline", postgres_url, kill_after=None, cut=True)
+    assert trial.problems == (), trial
+    assert trial.state == "succeeded" and trial.takeover_s < TAKEOVER_S

@@ -58,6 +58,7 @@ class Leadership:
         self._engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
         self._conn: sa.Connection | None = None
         self._lock = threading.Lock()
+        self.lost = False  # held once, then lost: this process never leads again
 
     @property
     def held(self) -> bool:
@@ -65,10 +66,13 @@ class Leadership:
         return self._conn is not None
 
     def acquire(self) -> bool:
-        """Try for the lock once; True when this process holds it (now or already)."""
+        """Try for the lock once; True when this process holds it (now or already). A
+        process that lost it does not take it again: its runs may still be winding down."""
         with self._lock:
             if self._conn is not None:
                 return True
+            if self.lost:
+                return False
             try:
                 conn = self._engine.connect()
                 conn.exec_driver_sql(f"SET statement_timeout = {CHECK_TIMEOUT_MS}")
@@ -95,6 +99,7 @@ class Leadership:
                 return True
             except SQLAlchemyError as error:
                 log.error("lost the leadership of %s: %s", self.pool, error)
+                self.lost = True
                 self._drop()
                 return False
 

@@ -74,8 +74,12 @@ def run_trials(
     return trials
 
 
-def one_failover(number: int, mode: str, db: str, kill_after: float | None) -> Failover:
-    """`kill_after` seconds after the approval, or (None) as soon as a step runs."""
+def one_failover(
+    number: int, mode: str, db: str, kill_after: float | None, cut: bool = False
+) -> Failover:
+    """`kill_after` seconds after the approval, or (None) as soon as a step runs; `cut`:
+    instead of killing the leader, end its lock's database session (its network to the
+    database gone): it must stop issuing steps and exit with code 3."""
     command, once, (vm, host, sr) = MOVES[mode]
     postgres.wipe(db)
     with ExitStack() as stack:
@@ -98,10 +102,17 @@ def one_failover(number: int, mode: str, db: str, kill_after: float | None) -> F
         else:
             time.sleep(kill_after)
         during = _doing(db)
-        processes[leader].send_signal(signal.SIGKILL)
+        if cut:
+            _end_lock_session(db)
+        else:
+            processes[leader].send_signal(signal.SIGKILL)
         killed = time.monotonic()
         until(lambda: leads(ports[follower]), "the follower to take over", timeout=60)
         takeover = time.monotonic() - killed
+        if cut:
+            code = processes[leader].wait(30)
+            if code != 3:
+                raise AssertionError(f"the cut-off leader exited {code}, not 3")
         state = until(lambda: _final(db), "the request to end", timeout=90)
         told = until(lambda: _told(slack, posted[0].ts), "the outcome in the thread")
         problems = _judge(xen_url, db, once, _placement(xen_url, vm, host, sr), state, told)
@@ -129,6 +140,16 @@ def leads(port: int) -> bool:
             return bool(json.loads(answer.read())["leader"])
     except OSError:
         return False
+
+
+def _end_lock_session(db: str) -> None:
+    """What a network cut does, seen from PostgreSQL: the leader's lock session ends."""
+    rows = db_rows(
+        db,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    if rows != [(True,)]:
+        raise AssertionError(f"expected one advisory lock session, found {rows}")
 
 
 def _running_steps(db: str) -> int:

@@ -46,3 +46,24 @@ def test_a_clean_release_hands_the_pool_over(postgres_url: str) -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_a_process_that_lost_the_lock_never_takes_it_again(postgres_url: str) -> None:
+    """Its runs may still be winding down: leading again from the same process would let
+    them issue steps beside the new leader's."""
+    leadership = Leadership(postgres_url, "pool")
+    try:
+        assert leadership.acquire()
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted"
+                )
+            )
+        engine.dispose()
+        assert not leadership.holds() and leadership.lost
+        assert not leadership.acquire()  # the lock is free, and still not taken
+    finally:
+        leadership.release()
