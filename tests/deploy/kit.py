@@ -62,3 +62,92 @@ def dockerfile() -> list[tuple[str, str]]:
         pending = ""
     assert not pending, "the Dockerfile ends inside a continuation"
     return instructions
+
+
+# The replicas overlay, rendered in Python (no kubectl needed): the subset of kustomize
+# the kit uses, refusing anything else so a new feature there cannot be skipped silently.
+
+REPLICAS = DEPLOY / "kubernetes-replicas"
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches", "labels", "images"}
+# Strategic merge: lists merged item by item on this key; any other list is replaced.
+MERGE_KEYS = {
+    "containers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+}
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def object_id(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
+    """`patch` merged into `base` the way kustomize merges a strategic-merge patch: maps
+    key by key (null deletes the key), known lists item by item on their merge key
+    (`$patch: delete` drops the item), anything else replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        assert "$patch" not in patch, f"unsupported directive in {field}: {patch}"
+        merged = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = strategic_merge(merged[key], value, key)
+            else:
+                merged[key] = value
+        return merged
+    if isinstance(base, list) and isinstance(patch, list) and MERGE_KEYS.get(field):
+        key = MERGE_KEYS[field]
+        merged_list = list(base)
+        for item in patch:
+            found = [i for i, old in enumerate(merged_list) if old[key] == item[key]]
+            if item.get("$patch") == "delete":
+                assert found, f"{field}: nothing to delete for {item}"
+                del merged_list[found[0]]
+            elif found:
+                merged_list[found[0]] = strategic_merge(merged_list[found[0]], item, field)
+            else:
+                merged_list.append(item)
+        return merged_list
+    return patch
+
+
+def kustomize(folder: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize folder` renders, for the features the kit uses."""
+    kustomization = load(folder / "kustomization.yaml")
+    assert set(kustomization) <= KUSTOMIZATION_KEYS, set(kustomization) - KUSTOMIZATION_KEYS
+    objects: list[dict[str, Any]] = []
+    for entry in kustomization.get("resources", []):
+        path = (folder / entry).resolve()
+        objects += kustomize(path) if path.is_dir() else documents(path)
+    for entry in kustomization.get("patches", []):
+        assert set(entry) == {"path"}, f"only patches from a file: {entry}"
+        (patch,) = documents(folder / entry["path"])
+        index = {object_id(obj): i for i, obj in enumerate(objects)}
+        target = index[object_id(patch)]  # a KeyError: the patch's target is missing
+        if patch.get("$patch") == "delete":
+            del objects[target]
+        else:
+            objects[target] = strategic_merge(objects[target], patch)
+    for entry in kustomization.get("labels", []):
+        assert set(entry) == {"pairs"}, f"labels on metadata only: {entry}"
+        for obj in objects:
+            obj["metadata"] = {
+                **obj["metadata"],
+                "labels": {**obj["metadata"].get("labels", {}), **entry["pairs"]},
+            }
+    for image in kustomization.get("images", []):
+        for obj in objects:
+            if obj["kind"] != "Deployment":
+                continue
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                name, _, tag = container["image"].partition(":")
+                if name == image["name"]:
+                    name = image.get("newName", name)
+                    container["image"] = f"{name}:{image.get('newTag', tag)}"
+    return objects

@@ -1,10 +1,12 @@
-"""deploy/compose.yml and compose.postgres.yml; the Compose Specification's schema is checked
-when `check-jsonschema` is installed, and skipped with the reason otherwise."""
+"""deploy/compose.yml (SQLite, one bot) and compose.postgres.yml (PostgreSQL, two
+replicas); the Compose Specification's schema is checked when `check-jsonschema` is
+installed, and skipped with the reason otherwise."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -27,21 +29,65 @@ def test_compose_builds_the_dockerfile_with_env_file_volume_and_healthcheck() ->
     assert test[0] == "CMD" and f"127.0.0.1:{BOT_PORT}/healthz" in test[-1]
 
 
-def test_compose_postgres_override_adds_postgres_and_points_the_bot_at_it() -> None:
-    """The override adds postgres:16 with a volume and healthcheck, and a psycopg URL."""
-    override = load(DEPLOY / "compose.postgres.yml")
-    postgres = override["services"]["postgres"]
+def bot_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the bot: those built from deploy/Dockerfile."""
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("build", {}).get("dockerfile") == "deploy/Dockerfile"
+    }
+
+
+def test_compose_postgres_runs_two_replicas_on_one_database() -> None:
+    """compose.postgres.yml: two bots on the same psycopg URL, in HTTP mode on ports of their
+    own, restarted on exit (code 3: the lead was lost), once PostgreSQL is healthy."""
+    compose = load(DEPLOY / "compose.postgres.yml")
+    bots = bot_services(compose)
+    assert len(bots) == 2
+    urls, host_ports, images = set(), set(), set()
+    for name, bot in bots.items():
+        assert (DEPLOY / bot["build"]["context"]).resolve() == ROOT, name
+        assert "psycopg" in bot["build"]["args"]["EXTRA_PACKAGES"], name
+        assert bot["env_file"] == "migrate-bot.env", name
+        environment = bot["environment"]
+        assert set(environment) <= setting_names(), name
+        assert environment["BOT_MODE"] == "http", name
+        url = environment["BOT_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url, name
+        urls.add(url)
+        assert bot["restart"] in {"unless-stopped", "always"}, name
+        assert bot["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert "volumes" not in bot, f"{name}: no database file on PostgreSQL"
+        (port,) = bot["ports"]
+        host, _, container = str(port).rpartition(":")
+        assert container == str(BOT_PORT), name
+        host_ports.add(host)
+        test = bot["healthcheck"]["test"]
+        assert test[0] == "CMD" and f"127.0.0.1:{BOT_PORT}/healthz" in test[-1], name
+        images.add(bot["image"])
+    assert len(urls) == 1, "the replicas must share one database"
+    assert len(host_ports) == 2, "each replica publishes a port of its own"
+    (image,) = images
+    assert image != load(DEPLOY / "compose.yml")["services"]["bot"]["image"]
+    assert any(word == "ARG" and rest.startswith("EXTRA_PACKAGES") for word, rest in dockerfile())
+
+
+def test_compose_postgres_runs_a_healthy_postgres_for_the_replicas() -> None:
+    """postgres:16 with a volume, a pg_isready healthcheck and a restart policy; the bots'
+    URL names its user, database and password."""
+    compose = load(DEPLOY / "compose.postgres.yml")
+    postgres = compose["services"]["postgres"]
     assert postgres["image"] == "postgres:16"
     volume = postgres["volumes"][0].split(":")[0]
-    assert volume in override["volumes"]
+    assert volume in compose["volumes"]
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
-    bot = override["services"]["bot"]
-    url = bot["environment"]["BOT_DATABASE_URL"]
-    assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
-    assert set(bot["environment"]) <= setting_names()
-    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "psycopg" in bot["build"]["args"]["EXTRA_PACKAGES"]
-    assert any(word == "ARG" and rest.startswith("EXTRA_PACKAGES") for word, rest in dockerfile())
+    assert postgres["restart"] == "unless-stopped"
+    env = postgres["environment"]
+    for bot in bot_services(compose).values():
+        url = bot["environment"]["BOT_DATABASE_URL"]
+        assert url.startswith(f"postgresql+psycopg://{env['POSTGRES_USER']}:")
+        assert url.endswith(f"/{env['POSTGRES_DB']}")
+        assert env["POSTGRES_PASSWORD"] in url
 
 
 def test_compose_files_match_the_compose_spec() -> None:
