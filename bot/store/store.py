@@ -38,6 +38,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # How long a SQLite writer waits for another one's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 
+# PostgreSQL: the schema is upgraded by one replica at a time (a transaction-level
+# advisory lock, released at commit); the others then find it at head.
+SCHEMA_LOCK = 0x6D62_7363_6865_6D61  # "mbschema"
 # Columns only the store writes: the state moves through `transition` alone.
 _STORE_OWNED = frozenset({"id", "state", "revision", "created_at", "updated_at", "shown_revision"})
 _SETTABLE = frozenset(REQUESTS.c.keys()) - _STORE_OWNED
@@ -49,6 +52,8 @@ class Store:
         self._engine = _engine(url)
         try:
             with self._write() as conn:
+                if conn.dialect.name == "postgresql":  # replicas starting together: one
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
                 config = Config()
                 config.set_main_option("script_location", str(MIGRATIONS))
                 config.attributes["connection"] = conn

@@ -579,3 +579,17 @@ def test_unshown_lists_messages_older_than_their_request(store: Store) -> None:
     assert store.unshown() == [] and store.get(req.id).shown_revision == moved.revision
     assert store.get(req.id).updated_at == moved.updated_at  # showing is not a change
     assert store.get(unposted.id).shown_revision is None
+
+
+def test_replicas_starting_together_upgrade_the_schema_once(postgres_url: str) -> None:
+    """Two stores opened at once on an empty PostgreSQL: one upgrades, the other waits
+    for it and finds the schema at head (no duplicate table or type)."""
+    barrier = Barrier(4)
+
+    def open_store(_: int) -> str:
+        barrier.wait()
+        Store(postgres_url, ManualClock()).close()
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(open_store, range(4), timeout=60)) == ["ok"] * 4
