@@ -78,15 +78,20 @@ class Bot:
         return self.slack.replies(CHANNEL, req.thread_ts)
 
     def message_with(self, action: str, request_id: int) -> dict[str, Any]:
-        """The newest message of the request (its own or a thread reply) with that button."""
-        candidates = [self.request_message(request_id)] + [
-            {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
-            for m in reversed(self.thread(request_id))
-        ]
-        for message in candidates:
-            if action in buttons(message["blocks"]):
-                return message
-        raise AssertionError(f"no {action!r} button on #{request_id}'s messages")
+        """The newest message of the request (its own or a thread reply) with that button,
+        once Slack shows one (the outbox posts after the state changed)."""
+
+        def found() -> dict[str, Any] | None:
+            candidates = [self.request_message(request_id)] + [
+                {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
+                for m in reversed(self.thread(request_id))
+            ]
+            return next((m for m in candidates if action in buttons(m["blocks"])), None)
+
+        try:
+            return until(found, "", 10.0)
+        except TimeoutError:
+            raise AssertionError(f"no {action!r} button on #{request_id}'s messages") from None
 
     def answers(self, key: str) -> list[str]:
         return self.driver.answers(key)
