@@ -283,10 +283,17 @@ def batch_outcome(
     stopped: list[str],
     unrun: int,
     host: str | None,
+    stayed: int = 0,
 ) -> str:
     """'14 of 15 moved; web03 failed: …. host1 stays disabled: …'; `stopped`: the VMs
-    whose running move was cancelled."""
-    parts = [f"All {total} moved" if moved == total else f"{moved} of {total} moved"]
+    whose running move was cancelled; `stayed`: VMs the plan left on the emptied host."""
+    parts = [
+        "Nothing to move"
+        if total == 0
+        else f"All {total} moved"
+        if moved == total
+        else f"{moved} of {total} moved"
+    ]
     if failed:
         shown = "; ".join(failed[:3]) + (
             f"; and {len(failed) - 3} more failed" if len(failed) > 3 else ""
@@ -300,7 +307,7 @@ def batch_outcome(
         parts.append(f"{unrun} did not run")
     text = "; ".join(parts) + "."
     if host:
-        left = "is empty and " if moved == total else ""
+        left = "is empty and " if moved == total and not stayed else ""
         text += f" {host} {left}stays disabled: Re-enable it when its maintenance is done."
     return text
 

@@ -198,7 +198,10 @@ class Batches(Part):
         cancelled = [c for c in children if c.state == State.CANCELLED]
         stopped = [c.vm_name for c in cancelled if c.started_at]
         unrun = len(cancelled) - len(stopped)
-        text = say.batch_outcome(len(moved), len(children), failed, stuck, stopped, unrun, host)
+        stayed = len(batch.plan.get("summary", {}).get("left", []))
+        text = say.batch_outcome(
+            len(moved), len(children), failed, stuck, stopped, unrun, host, stayed
+        )
         cancelled_by = batch.plan.get("cancelled_by")
         state = (
             State.CANCELLED

@@ -220,3 +220,21 @@ def test_cancel_pressed_again_cancels_the_running_moves_too(rig: Rig) -> None:
     done = rig.store.get(batch.id)
     assert done is not None and done.state == State.CANCELLED
     assert done.outcome == f"0 of 2 moved; {first.vm_name} cancelled while moving; 1 did not run."
+
+
+def test_an_empty_host_is_still_disabled_for_its_maintenance(rig: Rig) -> None:
+    """Nothing runs on host2 any more: the evacuation has no move, and still disables it."""
+    x, host2 = rig.pool.x, rig.pool.ref("host", "host2")
+    for vm in x.host.get_resident_VMs(host2):
+        if not x.VM.get_is_control_domain(vm):
+            rig.pool.run(x.Async.VM.hard_shutdown(vm))
+            x.VM.destroy(vm)
+    batch = file_batch(rig, "evacuate host2")
+    assert batch.plan["summary"]["moves"] == []
+    rig.engine.approve(batch.id, "ULEAD")
+    done = run_batch(rig, batch.id)
+    assert done.state == State.SUCCEEDED and not x.host.get_enabled(host2)
+    assert done.outcome == (
+        "Nothing to move. host2 is empty and stays disabled: Re-enable it when its "
+        "maintenance is done."
+    )
