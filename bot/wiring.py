@@ -112,7 +112,8 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
     lock = alone(settings.bot_database_url)
     if lock is not None:
         lock.hold()  # before anything runs: a second bot on one SQLite file stops here
-    xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 4)
+    # Sessions: one per run, and room for the desk's checklists and a batch's parallel checks.
+    xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 20)
     try:
         store = Store(settings.bot_database_url, clock)
     except BaseException:

@@ -27,7 +27,7 @@ from bot.xen import facts, ops
 
 T = TypeVar("T")
 R = TypeVar("R")
-SESSIONS = 4  # sessions the per-VM calls share (xapi's own limit per client is far higher)
+SESSIONS = 8  # sessions the per-VM calls share (xapi's own limit per client is far higher)
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,10 @@ class BatchPlanner:
             if emptied is not None and emptied.ref in targets:
                 raise UserError(f"{emptied.name} is the host to empty: it cannot take VMs too")
             vms = _subject(x, command, pool, emptied)
-            pool = facts.with_free_memory(x, pool, *targets)
             return pool, emptied, targets, facts.vms_facts(x, vms, cpu=False)
 
         pool, emptied, targets, vms = self.planner.call(gather)
+        pool = self._with_free_memory(pool, targets)
         srs = _sr_per_host(command.sr, pool, targets) if command.sr else None
         placement = place(
             vms, pool, targets, srs, chosen=bool(command.to), evacuating=emptied is not None
@@ -100,15 +100,15 @@ class BatchPlanner:
         rows = stored["batch"]["rows"]
         intents = [Intent.from_json(row["intent"]) for row in rows]
 
-        def gather(x: Any) -> tuple[PoolFacts, list[VMFacts]]:
+        def gather(x: Any) -> tuple[PoolFacts, list[str], list[VMFacts]]:
             pool = facts.read_pool(x)
             by_uuid = {h.uuid: h.ref for h in pool.hosts.values()}
             dests = {by_uuid[i.dest_host_uuid] for i in intents if i.dest_host_uuid in by_uuid}
             found = facts.vms_by_uuid(x, [i.vm_uuid for i in intents])
-            vms = facts.vms_facts(x, list(found.values()), cpu=False)
-            return facts.with_free_memory(x, pool, *sorted(dests)), vms
+            return pool, sorted(dests), facts.vms_facts(x, list(found.values()), cpu=False)
 
-        pool, vms = self.planner.call(gather)
+        pool, dests, vms = self.planner.call(gather)
+        pool = self._with_free_memory(pool, dests)
         by_vm = {vm.uuid: vm for vm in vms}
         hosts = {h.uuid: h.ref for h in pool.hosts.values()}
         srs = {sr.uuid: sr.ref for sr in pool.srs.values()}
@@ -185,6 +185,11 @@ class BatchPlanner:
         items = [c for c in checked if isinstance(c, Preview)]
         items.sort(key=lambda p: (-p.plan.estimate_seconds, p.plan.vm.name))
         return tuple(items), [c for c in checked if isinstance(c, Aside)]
+
+    def _with_free_memory(self, pool: PoolFacts, hosts: Sequence[str]) -> PoolFacts:
+        """The hosts' free memory as xapi computes it, read side by side (one call each)."""
+        free = self._each(lambda x, ref: facts.free_memory(x, ref), hosts)
+        return facts.with_free(pool, dict(zip(hosts, free, strict=True)))
 
     def _each(self, fn: Callable[[Any, T], R], items: Sequence[T]) -> list[R]:
         """`fn(x, item)` for every item, on up to SESSIONS sessions, results in order."""

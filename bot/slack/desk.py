@@ -67,7 +67,7 @@ class Desk:
         clock: Clock,
         timezone: ZoneInfo,
         require_approval: bool,
-        workers: int = 4,
+        workers: int = 20,
     ) -> None:
         self.engine = engine
         self.store = store

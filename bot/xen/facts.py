@@ -8,7 +8,7 @@ records are read only after a miss, to suggest the names the user probably meant
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,9 +118,18 @@ def _networks(x: Any) -> dict[str, NetworkFacts]:
 
 def with_free_memory(x: Any, pool: PoolFacts, *host_refs: str) -> PoolFacts:
     """The destinations' free memory as xapi computes it (host_metrics lags behind)."""
+    return with_free(pool, {ref: free_memory(x, ref) for ref in host_refs})
+
+
+def free_memory(x: Any, host_ref: str) -> int:
+    return int(x.host.compute_free_memory(host_ref))
+
+
+def with_free(pool: PoolFacts, free: Mapping[str, int]) -> PoolFacts:
+    """The pool with these hosts' free memory (bytes) as read."""
     hosts = dict(pool.hosts)
-    for ref in host_refs:
-        hosts[ref] = replace(hosts[ref], free_memory=int(x.host.compute_free_memory(ref)))
+    for ref, amount in free.items():
+        hosts[ref] = replace(hosts[ref], free_memory=amount)
     return replace(pool, hosts=hosts)
 
 

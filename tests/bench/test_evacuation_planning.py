@@ -2,7 +2,7 @@
 
 `BatchPlanner.preview` (what the bot runs for the command: resolve the host, read its VMs
 with `VM.get_all_records_where`, their disks, networks and guest tools in bulk, place every
-VM, check every move with its CPU load and xapi's own pre-check on 4 sessions) on the
+VM, check every move with its CPU load and xapi's own pre-check on 8 sessions) on the
 generated pools `large:vms=1000|5000,hosts=16,srs=40,on_first=100`: 100 VMs run on host01,
 the master. The pool is served by `python -m bot simulator` in its own process (a real
 pool is another machine: its XML-RPC work takes none of the bot's GIL), with 20 ms added
@@ -37,7 +37,7 @@ import XenAPI
 
 from bot.planning import batch_planner
 from bot.planning.batch import BatchPreview
-from bot.planning.batch_planner import BatchPlanner
+from bot.planning.batch_planner import SESSIONS, BatchPlanner
 from bot.planning.command import BatchCommand, MigrateCommand, parse
 from bot.planning.planner import Planner, PlannerConfig
 from bot.xen import facts
@@ -118,10 +118,10 @@ class Phases:
     NAMES = {
         "read_pool": "facts.read_pool: pool, hosts, metrics, PBDs, SRs, PIFs, networks",
         "vms_on": "facts.vms_on: the host's VMs (2 filtered reads)",
-        "with_free_memory": "facts.with_free_memory: compute_free_memory per target host",
+        "_with_free_memory": "compute_free_memory per target host, side by side",
         "vms_facts": "facts.vms_facts: disks, tools, metrics, VIFs (filtered reads)",
         "place": "placement.place (no XAPI)",
-        "_check": "BatchPlanner._check: CPU load + xapi pre-check per VM, 4 sessions",
+        "_check": f"BatchPlanner._check: CPU load + xapi pre-check per VM, {SESSIONS} sessions",
     }
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,8 +139,12 @@ class Phases:
                     self.methods.setdefault(method, []).append(time.perf_counter() - start)
 
         monkeypatch.setattr(XenAPI.Session, "xenapi_request", timed_request)
-        for name in ("read_pool", "vms_on", "with_free_memory", "vms_facts"):
+        for name in ("read_pool", "vms_on", "vms_facts"):
             monkeypatch.setattr(facts, name, self._timed(name, getattr(facts, name)))
+        free = BatchPlanner._with_free_memory
+        monkeypatch.setattr(
+            BatchPlanner, "_with_free_memory", self._timed("_with_free_memory", free)
+        )
         monkeypatch.setattr(batch_planner, "place", self._timed("place", batch_planner.place))
         check = BatchPlanner._check
         monkeypatch.setattr(BatchPlanner, "_check", self._timed("_check", check))
