@@ -23,7 +23,7 @@ from bot.engine.remedies import is_stuck
 from bot.engine.stuck import StuckVMs
 from bot.errors import BotError, PoolUnreachable, UserError, XapiFailure
 from bot.logs import about
-from bot.models import Intent, Leftover, VMState
+from bot.models import Intent, Leftover, Plan, VMState
 from bot.planning.explain import explain
 from bot.planning.units import format_duration
 from bot.states import State
@@ -137,16 +137,16 @@ class Runner(Part):
 
     def _execute(self, req: Request) -> None:
         intent = req.intent
-        if not self.store.steps(req.id):
-            self._check_before_first_step(req)
-        goal = _goal(intent)
         was_running, live = intent.was_running, intent.mode == "live"
+        checked = self._check_before_first_step(req) if not self.store.steps(req.id) else None
+        goal = _goal(intent)
         started = req.started_at or self.clock.now()  # a resumed run keeps its start
 
         def migrate() -> str:
-            # The plan alone: the checklist ran at the start of the run, and every call
-            # here is downtime for an offline move.
-            return self.xen.migrate(self.planner.plan_only(req.intent))
+            # A live move issues the plan its checklist just passed (nothing ran between);
+            # otherwise the plan alone, read again: every call here is downtime offline.
+            plan = checked if live and checked else self.planner.plan_only(req.intent)
+            return self.xen.migrate(plan)
 
         def placed(state: VMState) -> bool:
             on_dest = state.power_state != "Running" or state.host_uuid == goal.dest
@@ -180,10 +180,10 @@ class Runner(Part):
         shutdowns = [s.started_at for s in self.store.steps(req.id) if s.name == "shutdown"]
         self._succeed(req, started, min(shutdowns, default=None))
 
-    def _check_before_first_step(self, req: Request) -> None:
+    def _check_before_first_step(self, req: Request) -> Plan:
         """The plan is re-read before anything is done: a VM that changed since its approval
         (started, stopped, moved) is not moved another way than approved; a checklist
-        blocker stops the run too."""
+        blocker stops the run too. The plan that passed."""
         preview = self.planner.rebuild(req.intent)
         drift = preview.drift(req.intent)
         if drift:
@@ -195,6 +195,7 @@ class Runner(Part):
             agent = self.xen.guest_agent(req.vm_uuid)
             before = list(agent.addresses) if agent.live else None  # no agent: nothing to wait for
             self.store.update(req.id, plan={**req.plan, "agent_before": before})
+        return preview.plan
 
     def _state(self, req: Request) -> VMState:
         return self.xen.vm_state(req.vm_uuid)
