@@ -117,6 +117,7 @@ class VMFacts:
     snapshots: tuple[SnapshotFacts, ...]
     snapshot_disks: tuple[SnapshotDisk, ...]
     has_guest_tools: bool  # what xapi's feature check accepts (drivers, suspend, PV guest)
+    agent_addresses: tuple[str, ...] | None  # the live guest agent's IPs (None: not live)
     cpu_usage: float | None  # "cpu_usage", or the mean of cpu0..cpuN; None when unknown
     # What xapi offers now (None: not read) and what someone blocked (op -> reason):
     # its pre-check does not look at them, the operation itself does.

@@ -26,12 +26,14 @@ from bot.states import ACTIVE, FINISHED, State
 from bot.store.records import Request
 
 WAITING = frozenset({State.APPROVED, State.SCHEDULED, State.QUEUED, State.RUNNING})
+KEEP_DISABLED_SECONDS = 30.0  # how often, as moves end, an emptied host is checked
 
 
 class Batches(Part):
     def __init__(self, shared: Shared, planner: BatchPlanner) -> None:
         super().__init__(shared)
         self.batch_planner = planner
+        self._checked: dict[int, float] = {}  # batch -> when its host was last checked
         shared.listeners.append(self._on_event)
 
     def preview(self, command: BatchCommand) -> BatchPreview:
@@ -185,11 +187,17 @@ class Batches(Part):
         if batch.state != State.RUNNING:
             return
         host = _host_name(batch) if batch.plan["batch"].get("evacuate") else None
-        if host is not None:  # at every move's end: an agent restart may have enabled it
-            self._keep_disabled(batch)
         children = self.store.children(batch_id)
         if any(child.state in WAITING for child in children):
+            # As moves end (at most every KEEP_DISABLED_SECONDS): an agent restart by hand
+            # may have enabled the host.
+            last = self._checked.get(batch_id, float("-inf"))
+            if host is not None and self.clock.now() - last >= KEEP_DISABLED_SECONDS:
+                self._checked[batch_id] = self.clock.now()
+                self._keep_disabled(batch)
             return
+        if host is not None:
+            self._keep_disabled(batch)
         moved = [c for c in children if c.state == State.SUCCEEDED]
         failed = [
             f"{c.vm_name} failed: {_first(c.outcome)}" for c in children if c.state == State.FAILED

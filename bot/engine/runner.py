@@ -191,9 +191,9 @@ class Runner(Part):
         if preview.blocked:
             reasons = "; ".join(c.reason for c in preview.checks if c.severity == "blocker")
             raise StepFailed("checklist", ["CHECKLIST_BLOCKED", reasons])
-        if req.intent.was_running:
-            agent = self.xen.guest_agent(req.vm_uuid)
-            before = list(agent.addresses) if agent.live else None  # no agent: nothing to wait for
+        if req.intent.was_running:  # the addresses the agent must report again after it
+            seen = preview.plan.vm.agent_addresses  # None: no live agent, nothing to wait for
+            before = list(seen) if seen is not None else None
             self.store.update(req.id, plan={**req.plan, "agent_before": before})
         return preview.plan
 

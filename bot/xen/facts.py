@@ -17,6 +17,7 @@ import XenAPI
 from bot.models import (
     Choice,
     DiskFacts,
+    GuestAgent,
     HostFacts,
     Inventory,
     NetworkFacts,
@@ -27,6 +28,7 @@ from bot.models import (
     VMFacts,
     sr_label,
 )
+from bot.xen.ops import agent_of
 
 NULL = "OpaqueRef:NULL"
 THICK_SR_TYPES = frozenset({"lvm", "lvmoiscsi", "lvmohba", "lvmofcoe"})
@@ -281,6 +283,7 @@ def vms_facts(x: Any, vms: Sequence[VMRef], *, cpu: bool = True) -> list[VMFacts
                 tools=_has_tools(
                     guests.get(record["guest_metrics"]), metrics.get(record["metrics"])
                 ),
+                agent=agent_of(guests.get(record["guest_metrics"])),
                 cpu=cpu_usage(x, vm.ref, record["power_state"], int(record["VCPUs_max"]))
                 if cpu
                 else None,
@@ -339,6 +342,7 @@ def _vm(
     disks: list[tuple[str, dict[str, Any], dict[str, Any]]],
     snapshots: tuple[SnapshotFacts, ...],
     tools: bool,
+    agent: GuestAgent,
     cpu: float | None,
     networks: tuple[str, ...],
     vdis: dict[str, dict[str, Any]],
@@ -367,6 +371,7 @@ def _vm(
         snapshots=snapshots,
         snapshot_disks=tuple(snapshot_disks),
         has_guest_tools=tools,
+        agent_addresses=agent.addresses if agent.live else None,
         cpu_usage=cpu,
         allowed_operations=frozenset(record.get("allowed_operations", ())),
         blocked_operations=dict(record.get("blocked_operations", {})),

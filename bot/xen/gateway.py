@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+import XenAPI
 
 from bot.models import BootOption, GuestAgent, HostLoad, Leftover, Plan, VMState
 from bot.xen import ops
 from bot.xen.connection import Xapi
 from bot.xen.watch import TaskWatcher
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,24 +33,46 @@ class Xen:
     def __init__(self, xapi: Xapi, watcher: TaskWatcher) -> None:
         self._xapi = xapi
         self._watcher = watcher
+        self._vm_refs: dict[str, str] = {}  # uuid -> ref: a VM keeps its ref as it moves
 
     @property
     def answered(self) -> int:
         """Calls the master has answered so far: a silence starts when this stops moving."""
         return self._xapi.stats.answered
 
+    def _on_vm(self, vm: str, fn: Callable[[Any, str], T]) -> T:
+        """`fn(x, ref)` on the VM with this uuid. Its ref is looked up once and kept (a VM
+        keeps its ref as it moves, so a run does not ask again at every step); a ref xapi
+        no longer knows is looked up afresh, so a VM that is gone fails as the lookup does
+        (UUID_INVALID), and a call refused for it issued nothing to repeat."""
+
+        def call(x: Any) -> T:
+            cached = self._vm_refs.get(vm)
+            if cached is not None:
+                try:
+                    return fn(x, cached)
+                except XenAPI.Failure as failure:
+                    if failure.details[:1] != ["HANDLE_INVALID"]:
+                        raise
+                    self._vm_refs.pop(vm, None)
+            ref = ops.vm_ref(x, vm)
+            self._vm_refs[vm] = ref
+            return fn(x, ref)
+
+        return self._xapi.call(call)
+
     # -- what is there --------------------------------------------------------------------
     def vm_state(self, vm: str) -> VMState:
-        return self._xapi.call(lambda x: ops.vm_state(x, ops.vm_ref(x, vm)))
+        return self._on_vm(vm, ops.vm_state)
 
     def guest_agent(self, vm: str) -> GuestAgent:
-        return self._xapi.call(lambda x: ops.guest_agent(x, vm))
+        return self._on_vm(vm, ops.guest_agent)
 
     def boot_options(self, vm: str, preferred: list[str]) -> list[BootOption]:
-        return self._xapi.call(lambda x: ops.boot_options(x, ops.vm_ref(x, vm), preferred))
+        return self._on_vm(vm, lambda x, ref: ops.boot_options(x, ref, preferred))
 
     def leftovers(self, vm: str, hosts: list[str], own_tasks: set[str]) -> list[Leftover]:
-        return self._xapi.call(lambda x: ops.leftovers(x, vm, hosts, own_tasks))
+        return self._on_vm(vm, lambda x, ref: ops.leftovers(x, ref, hosts, own_tasks))
 
     def host_loads(self) -> list[HostLoad]:
         return self._xapi.call(ops.host_loads)
@@ -65,22 +91,22 @@ class Xen:
 
     # -- what the bot does ----------------------------------------------------------------
     def shutdown(self, vm: str, hard: bool) -> str:
-        return self._xapi.call(lambda x: ops.start_shutdown(x, ops.vm_ref(x, vm), hard))
+        return self._on_vm(vm, lambda x, ref: ops.start_shutdown(x, ref, hard))
 
     def migrate(self, plan: Plan) -> str:
         return self._xapi.call(lambda x: ops.start_migration(x, plan))
 
     def start_on(self, vm: str, host: str) -> str:
-        return self._xapi.call(lambda x: ops.start_on(x, ops.vm_ref(x, vm), ops.host_ref(x, host)))
+        return self._on_vm(vm, lambda x, ref: ops.start_on(x, ref, ops.host_ref(x, host)))
 
     def set_affinity(self, vm: str, host: str) -> None:
-        self._xapi.call(lambda x: ops.set_affinity(x, ops.vm_ref(x, vm), ops.host_ref(x, host)))
+        self._on_vm(vm, lambda x, ref: ops.set_affinity(x, ref, ops.host_ref(x, host)))
 
     def add_tag(self, vm: str, tag: str) -> None:
-        self._xapi.call(lambda x: ops.add_tag(x, ops.vm_ref(x, vm), tag))
+        self._on_vm(vm, lambda x, ref: ops.add_tag(x, ref, tag))
 
     def remove_tag(self, vm: str, tag: str) -> None:
-        self._xapi.call(lambda x: ops.remove_tag(x, ops.vm_ref(x, vm), tag))
+        self._on_vm(vm, lambda x, ref: ops.remove_tag(x, ref, tag))
 
     def destroy_snapshot_vm(self, snapshot_ref: str) -> None:
         """VM.destroy of a snapshot keeps its disks: `destroy_vdi` each one it owned."""

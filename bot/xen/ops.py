@@ -127,11 +127,10 @@ def task_record(x: Any, task: str) -> dict[str, Any] | None:
         raise
 
 
-def leftovers(x: Any, vm_uuid: str, host_uuids: list[str], own_tasks: set[str]) -> list[Leftover]:
-    """Migrate operations on the VM, and `vm_migrate` entries of the request's own tasks on
-    its hosts (another VM's leftover there is that request's business), with the state of
-    each task."""
-    vm = x.VM.get_by_uuid(vm_uuid)
+def leftovers(x: Any, vm: str, host_uuids: list[str], own_tasks: set[str]) -> list[Leftover]:
+    """Migrate operations on the VM (its ref), and `vm_migrate` entries of the request's own
+    tasks on its hosts (another VM's leftover there is that request's business), with the
+    state of each task."""
     entries = [
         (task, op, "the VM")
         for task, op in x.VM.get_current_operations(vm).items()
@@ -214,16 +213,23 @@ def boot_options(x: Any, vm: str, preferred: list[str]) -> list[BootOption]:
     return options
 
 
-def guest_agent(x: Any, vm_uuid: str) -> GuestAgent:
-    """The VM's guest metrics as a typed record: `live`, the addresses in `networks`
+def guest_agent(x: Any, vm: str) -> GuestAgent:
+    """The VM's (ref) guest metrics as a typed record: `live`, the addresses in `networks`
     ("0/ip", "0/ipv6/0", ...) and `last_updated`, an XML-RPC DateTime in UTC."""
-    metrics = x.VM.get_guest_metrics(x.VM.get_by_uuid(vm_uuid))
+    metrics = x.VM.get_guest_metrics(vm)
     if metrics == NULL:
         return GuestAgent(False, (), None)
     try:
         record = x.VM_guest_metrics.get_record(metrics)
     except XenAPI.Failure:
         return GuestAgent(False, (), None)  # gone between the two reads
+    return agent_of(record)
+
+
+def agent_of(record: dict[str, Any] | None) -> GuestAgent:
+    """A VM_guest_metrics record as a typed GuestAgent (None: the VM has none)."""
+    if record is None:
+        return GuestAgent(False, (), None)
     stamp = str(getattr(record.get("last_updated"), "value", record.get("last_updated", "")))
     try:
         when = datetime.strptime(stamp, "%Y%m%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()

@@ -141,6 +141,7 @@ def make_vm(sr_name: str = "local-host1", **changes: object) -> VMFacts:
         ),
         snapshot_disks=snap_disks,
         has_guest_tools=True,
+        agent_addresses=("10.0.0.11",),
         cpu_usage=0.2,
         allowed_operations=frozenset(
             {"pool_migrate", "migrate_send", "clean_shutdown", "hard_shutdown", "shutdown"}

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import XenAPI
 
-from bot.errors import XapiUnavailable
+from bot.errors import XapiFailure, XapiUnavailable
 from bot.simulator.services import move_master
 from bot.slackdouble.driver import until
 from bot.xen import ops
 from bot.xen.connection import Xapi, XenConfig
+from bot.xen.gateway import Xen
 from bot.xen.watch import TaskWatcher
 from tests.support.pool import Pool, Ticker
 
@@ -212,3 +213,22 @@ def test_a_task_xapi_will_not_destroy_is_left_to_xapi(
         xapi.call(lambda x: ops.destroy_task(x, task))
     assert "RBAC_PERMISSION_DENIED task.destroy/any" in caplog.text
     assert pool.x.task.get_status(task) == "success"
+
+
+def test_a_vm_is_looked_up_once_and_a_gone_one_fails_as_the_lookup_does(
+    pool: Pool, xapi: Xapi, watcher: TaskWatcher
+) -> None:
+    """A run asks about its VM at every step: its ref is kept (a VM keeps it as it moves);
+    once the VM is destroyed the kept ref is not trusted: the lookup's UUID_INVALID."""
+    xen = Xen(xapi, watcher)
+    vm = pool.ref("VM", "dns01")
+    uuid = pool.x.VM.get_uuid(vm)
+    before = pool.sim.calls.counts.get("VM.get_by_uuid", 0)
+    assert xen.vm_state(uuid).power_state == "Running"
+    assert xen.vm_state(uuid).power_state == "Running"
+    assert pool.sim.calls.counts["VM.get_by_uuid"] == before + 1
+    pool.run(pool.x.Async.VM.hard_shutdown(vm))
+    pool.x.VM.destroy(vm)
+    with pytest.raises(XapiFailure) as gone:
+        xen.vm_state(uuid)
+    assert gone.value.code == "UUID_INVALID"
