@@ -7,9 +7,11 @@ so an approval or a scheduled start re-checks what may have changed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bot.errors import PoolUnreachable, UserError, XapiFailure, XapiUnavailable
 from bot.models import Intent, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
@@ -38,6 +40,33 @@ class PlannerConfig:
     throughput_mbps: float = 100.0
 
 
+class SharedRead(Generic[T]):
+    """Callers that ask while a read is under way get that read's answer instead of
+    reading again: a burst of requests reads the pool once, and nobody gets a copy older
+    than their own question's start minus one read."""
+
+    def __init__(self, read: Callable[[Any], T]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._flight: Future[T] | None = None
+
+    def __call__(self, x: Any) -> T:
+        with self._lock:
+            flight, owner = self._flight, self._flight is None
+            if flight is None:
+                flight = self._flight = Future()
+        if not owner:
+            return flight.result()
+        try:
+            flight.set_result(self._read(x))
+        except BaseException as error:
+            flight.set_exception(error)
+        finally:
+            with self._lock:
+                self._flight = None
+        return flight.result()
+
+
 class Planner:
     def __init__(
         self, xapi: Xapi, config: PlannerConfig, measured: Callable[[], float | None] = lambda: None
@@ -46,6 +75,7 @@ class Planner:
         self.xapi = xapi
         self.config = config
         self.measured = measured
+        self._pool_read = SharedRead(facts.read_pool)
 
     def throughput(self) -> float:
         return self.measured() or self.config.throughput_mbps
@@ -54,7 +84,7 @@ class Planner:
         """Resolve the command's names, plan, and run the checklist."""
 
         def gather(x: Any) -> Preview:
-            pool = facts.read_pool(x)
+            pool = self._pool_read(x)  # requests filed together share one read
             host = resolve("host", command.host, list(pool.hosts.values()))
             vm = facts.vm_facts(x, find_vm(x, command.vm, pool))
             srs, names = list(pool.srs.values()), {h.ref: h.name for h in pool.hosts.values()}
