@@ -5,11 +5,14 @@ The kit is checked statically: no Docker engine, cluster or Slack here.
 
 from __future__ import annotations
 
+import socket
 import typing
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from pydantic import SecretStr
 
@@ -151,3 +154,19 @@ def kustomize(folder: Path) -> list[dict[str, Any]]:
                     name = image.get("newName", name)
                     container["image"] = f"{name}:{image.get('newTag', tag)}"
     return objects
+
+
+def offline_validate(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], None]:
+    """kubernetes-validate's bundled schemas, strictly, with the network cut off (skipped
+    where it is not installed)."""
+    validator = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate not installed"
+    )
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the validator tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    version = validator.latest_version()
+    return lambda obj: validator.validate(obj, version, strict=True)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from typing import Any
 
@@ -13,7 +12,15 @@ import pytest
 import yaml
 
 from bot.settings import Settings
-from tests.deploy.kit import BOT_PORT, K8S, k8s, pod_spec, secret_setting_names, setting_names
+from tests.deploy.kit import (
+    BOT_PORT,
+    K8S,
+    k8s,
+    offline_validate,
+    pod_spec,
+    secret_setting_names,
+    setting_names,
+)
 
 
 def bot_container() -> dict[str, Any]:
@@ -42,18 +49,9 @@ def test_kubernetes_manifests_validate_against_the_schemas(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every manifest passes kubernetes-validate's bundled schemas, strictly, with no network."""
-    validator = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate not installed"
-    )
-
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the validator tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    version = validator.latest_version()
+    validate = offline_validate(monkeypatch)
     for name in k8s("kustomization.yaml")["resources"]:
-        validator.validate(k8s(name), version, strict=True)
+        validate(k8s(name))
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")

@@ -6,7 +6,6 @@ schemas when `kubernetes-validate` is installed (each skipped with the reason ot
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from functools import cache
 from typing import Any
@@ -23,6 +22,7 @@ from tests.deploy.kit import (
     kustomize,
     load,
     object_id,
+    offline_validate,
     setting_names,
 )
 
@@ -93,18 +93,9 @@ def test_python_render_matches_kubectl_kustomize() -> None:
 
 def test_overlay_objects_validate_against_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every rendered object passes kubernetes-validate's bundled schemas, strictly, offline."""
-    validator = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate not installed"
-    )
-
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the validator tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    version = validator.latest_version()
+    validate = offline_validate(monkeypatch)
     for obj in rendered():
-        validator.validate(obj, version, strict=True)
+        validate(obj)
 
 
 def test_overlay_runs_two_replicas_with_a_rolling_update() -> None:
