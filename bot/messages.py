@@ -320,10 +320,6 @@ def excluded_many(actor: str, vms: list[str], tag: str) -> str:
     return f"{actor} excluded {len(vms)} VM(s) from backups (tag {tag}): {', '.join(vms)}"
 
 
-def snapshots_deleted_many(actor: str, reports: list[str]) -> str:
-    return f"{actor} deleted snapshots: " + "; ".join(reports)
-
-
 def still_evacuating(request_id: int, host: str) -> str:
     return (
         f"#{request_id} is still moving VMs off {host}; enabling it now would let VMs land "

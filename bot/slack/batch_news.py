@@ -95,8 +95,9 @@ class BatchNews:
             return board
         store = self.notifier.store
         batch = store.get(batch_id)
-        rows = {c.id: _row(c) for c in store.children(batch_id)}
-        told = {c.id for c in store.children(batch_id) if c.announced == str(c.state)}
+        children = store.children(batch_id)
+        rows = {c.id: _row(c) for c in children}
+        told = {c.id for c in children if c.announced == str(c.state)}
         fresh = _Board(rows, batch.board_ts if batch else None, told)
         with self._lock:
             return self._boards.setdefault(batch_id, fresh)
