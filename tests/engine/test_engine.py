@@ -223,6 +223,7 @@ def test_bot_restart_mid_offline_migration(pool: Pool, tmp_path: Path) -> None:
 
 def test_bot_restart_after_task_vanished_judges_placement(pool: Pool, tmp_path: Path) -> None:
     """If the task is gone when the bot comes back, the VM's placement decides the step."""
+    pool.sim.timing.memory_bytes_per_s = 1e7  # the move outlasts the stop: the task is ours
     first = build(pool, tmp_path / "bot.db")
     req = first.approved("vm02 to host3")
     finished = threading.Event()
@@ -235,7 +236,7 @@ def test_bot_restart_after_task_vanished_judges_placement(pool: Pool, tmp_path: 
     first.engine.subscribe(stop_at_progress)
     first.run(req.id)
     first.close()
-    pool.run(first.store.steps(req.id)[0].task_ref)  # the task ends while the bot is down
+    pool.run(first.store.steps(req.id)[0].task_ref, step=30)  # it ends while the bot is down
     pool.x.task.destroy(first.store.steps(req.id)[0].task_ref)
     second = build(pool, tmp_path / "bot.db")
     try:
