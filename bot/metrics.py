@@ -1,18 +1,28 @@
 """`GET /metrics` in Prometheus' text format: requests, migrations, XAPI and Slack calls.
 
 One registry per running bot (nothing global, so tests can run several). Request counts
-by state are read from the store at scrape time; migration outcomes and durations come
-from the engine's events; XAPI and Slack call counts from the clients' own counters.
+by state and the oldest request waiting for approval are read from the store at scrape
+time; migration outcomes and durations come from the engine's events; XAPI and Slack call
+counts from the clients' own counters; the connections (XAPI event watcher per pool, Socket
+Mode) are asked at scrape time. prometheus_client's process, platform and GC collectors
+sit on the same registry, so restarts, memory and CPU can be alerted on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -66,9 +76,23 @@ class CountingRateLimitHandler(RateLimitErrorRetryHandler):
 
 
 class Metrics(Collector):
-    def __init__(self, store: Store, xapi: XapiStats, slack: SlackStats) -> None:
+    def __init__(
+        self,
+        store: Store,
+        xapi: XapiStats,
+        slack: SlackStats,
+        watchers: Mapping[str, Callable[[], bool]],
+        socket: Callable[[], bool] | None = None,
+    ) -> None:
+        """`watchers`: per pool name, is its XAPI event watcher connected; `socket`: is
+        Socket Mode connected (None in HTTP mode: the gauge is left out, not 0, so an alert
+        on it cannot fire for a bot that never opens the connection)."""
         self.store, self.xapi, self.slack = store, xapi, slack
+        self.watchers, self.socket = watchers, socket
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.outcomes = PromCounter(
             "migrate_bot_migrations",
             "Migrations that ended, by outcome and mode",
@@ -108,8 +132,32 @@ class Metrics(Collector):
         for state in State:
             requests.add_metric([str(state)], counts.get(str(state), 0))
         yield requests
+        yield GaugeMetricFamily(
+            "migrate_bot_oldest_pending_seconds",
+            "Age of the oldest request waiting for approval (0: none; at= windows ahead left out)",
+            value=self.store.oldest_pending_age(),
+        )
+        watchers = GaugeMetricFamily(
+            "migrate_bot_xapi_events_connected",
+            "1 while the pool's XAPI event watcher holds its event.from stream",
+            labels=["pool"],
+        )
+        for pool, connected in sorted(self.watchers.items()):
+            watchers.add_metric([pool], float(connected()))
+        yield watchers
+        if self.socket is not None:
+            yield GaugeMetricFamily(
+                "migrate_bot_slack_socket_connected",
+                "1 while the Socket Mode connection to Slack is open (absent in HTTP mode)",
+                value=float(self.socket()),
+            )
         yield CounterMetricFamily(
             "migrate_bot_xapi_calls", "XML-RPC requests sent to the pool", value=self.xapi.calls
+        )
+        yield CounterMetricFamily(
+            "migrate_bot_xapi_answered",
+            "XML-RPC requests the pool master answered (a result or a XAPI failure)",
+            value=self.xapi.answered,
         )
         failures = CounterMetricFamily(
             "migrate_bot_xapi_errors", "XAPI failures by error code", labels=["code"]

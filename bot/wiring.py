@@ -177,7 +177,13 @@ def start(
     front = build_front(settings, core.engine, core.store, outbox)
     for handlers in (commands, actions, modal):
         handlers.register(front.app, front.desk)
-    metrics = Metrics(core.store, core.xapi.stats, front.stats)
+    metrics = Metrics(
+        core.store,
+        core.xapi.stats,
+        front.stats,
+        {"default": lambda: core.watcher.connected},
+        (lambda: socket is not None and socket.client.is_connected()) if socket_mode else None,
+    )
     core.engine.subscribe(metrics.on_event)
     core.engine.subscribe(ev.log_line)
 

@@ -222,6 +222,19 @@ class Store:
         with self._read() as conn:
             return {str(state): int(n) for state, n in conn.execute(query)}
 
+    def oldest_pending_age(self) -> float:
+        """Seconds the oldest PENDING request has waited (0 when none), for the alert on
+        requests the expiry missed. One whose at= window is still ahead may rightly wait
+        past the approval TTL (it expires at its window), so it is left out."""
+        now = self._clock.now()
+        query = sa.select(sa.func.min(REQUESTS.c.created_at)).where(
+            REQUESTS.c.state == State.PENDING.value,
+            sa.or_(REQUESTS.c.run_at.is_(None), REQUESTS.c.run_at <= now),
+        )
+        with self._read() as conn:
+            oldest = conn.execute(query).scalar()
+        return 0.0 if oldest is None else max(0.0, now - oldest)
+
     def unannounced(self) -> list[Request]:
         """Requests whose news did not reach Slack: an end (or stuck) the thread was not
         told, or a request whose message was never posted."""

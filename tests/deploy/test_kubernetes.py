@@ -56,14 +56,22 @@ def test_kubernetes_manifests_validate_against_the_schemas(
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")
 def test_kustomize_renders_the_kit() -> None:
-    """`kubectl kustomize` renders the five objects with the retagged image, offline."""
+    """`kubectl kustomize` renders the seven objects with the retagged image, offline."""
     result = subprocess.run(
         ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     docs = list(yaml.safe_load_all(result.stdout))
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "PrometheusRule",
+        "Secret",
+        "Service",
+        "ServiceMonitor",
+    ]
     (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
     (image,) = k8s("kustomization.yaml")["images"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -78,6 +86,8 @@ def test_kubernetes_objects_have_the_expected_kinds() -> None:
         "configmap.yaml": ("v1", "ConfigMap"),
         "secret.yaml": ("v1", "Secret"),
         "pvc.yaml": ("v1", "PersistentVolumeClaim"),
+        "servicemonitor.yaml": ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        "prometheusrule.yaml": ("monitoring.coreos.com/v1", "PrometheusRule"),
         "kustomization.yaml": ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
     }
     for name, (api_version, kind) in expected.items():
