@@ -1,5 +1,6 @@
 """Log lines: one per event, human-readable or JSON, the request id on every line about
-a request, and no secret ever, whoever logs it (bolt, slack_sdk, our code).
+a request, and no secret ever, whoever logs it (bolt, slack_sdk, our code). A database
+URL is shown with its password as *** (`shown_url`), and the password is redacted too.
 
 The request id travels in a context variable set where work on a request begins (a run,
 a press), so lines from deep inside (the XAPI gateway, the outbox) carry it too.
@@ -14,6 +15,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
 
 current_request: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_request", default=None
@@ -57,6 +61,22 @@ class Redact(logging.Filter):
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: SQLAlchemy's rendering with the password as ***.
+    Raises sqlalchemy.exc.ArgumentError for text that is not such a URL."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def url_secrets(url: str) -> list[str]:
+    """A database URL's password as it may turn up in a line: decoded (a driver's error)
+    and as written in the URL (percent-encoded), for `Redact`."""
+    try:
+        password = sa.make_url(url).password
+    except sa.exc.ArgumentError:
+        return []
+    return [p for p in {password, urlsplit(url).password} if p]
 
 
 class JsonLines(logging.Formatter):

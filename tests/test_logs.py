@@ -20,6 +20,7 @@ from tests.support.processes import bot_env, healthy
 from tests.support.slack_rig import CHANNEL, GROUPS, SECRET, USERS, until
 
 TOKEN = "xoxb-very-secret-token"
+DB_URL = "postgresql+psycopg://bot:p%40ss%2Fw0rd@db.example.com/migrate_bot"  # p@ss/w0rd
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def captured() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    logs.configure("json", "INFO", [TOKEN, "hunter22"], stream)
+    logs.configure("json", "INFO", [TOKEN, "hunter22", *logs.url_secrets(DB_URL)], stream)
     yield stream
     root.handlers[:] = handlers
     root.setLevel(level)
@@ -53,6 +54,17 @@ def test_secrets_are_redacted_in_messages_and_tracebacks(captured: io.StringIO) 
     text = captured.getvalue()
     assert TOKEN not in text and "hunter22" not in text
     assert "token ***" in text and "root/***" in text
+
+
+def test_a_database_password_is_shown_as_stars_and_redacted(captured: io.StringIO) -> None:
+    """A database URL prints with *** for its password; logged, the password is redacted
+    both as the URL writes it and decoded (as a driver's error would show it)."""
+    assert logs.shown_url(DB_URL) == "postgresql+psycopg://bot:***@db.example.com/migrate_bot"
+    logging.getLogger("sqlalchemy").warning("connecting to %s", DB_URL)
+    logging.getLogger("bot").error("password p@ss/w0rd refused")
+    text = captured.getvalue()
+    assert "p%40ss%2Fw0rd" not in text and "p@ss/w0rd" not in text
+    assert "bot:***@db.example.com" in text and "password *** refused" in text
 
 
 def test_migrate_bot_run_serves_logs_and_stops_on_sigterm(pool: Pool, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
-"""`migrate-bot check-config`: is this bot ready to serve? Settings, XAPI, Slack, in words.
+"""`migrate-bot check-config`: is this bot ready to serve? Settings, database, XAPI, Slack,
+in words.
 
-Each check prints one line, ✓ or ✗ with what is wrong and what to change; the exit status
-is 0 only when every check passed. Nothing is changed anywhere (reads and auth only).
+Each check prints one line, ✓ or ✗ with what is wrong and what to change (⚠: it passes, but
+asks for attention); the exit status is 0 only when every check passed. Nothing is changed
+anywhere (reads and auth only): the database is opened read-only, its password never shown.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import XapiFailure, XapiUnavailable
+from bot.logs import shown_url
 from bot.settings import Settings, SettingsError
+from bot.store.schema_status import DatabaseProblem, schema_status, sqlite_file
 from bot.wiring import xen_config
 from bot.xen.connection import Xapi
 
@@ -28,14 +32,21 @@ SLACK_HINTS = {
 
 
 def check_config(settings: Settings, out: TextIO) -> int:
-    checks: list[Callable[[Settings], str]] = [_settings, _xapi, _slack, _socket, _groups]
+    checks: list[Callable[[Settings], str]] = [
+        _settings,
+        _database,
+        _xapi,
+        _slack,
+        _socket,
+        _groups,
+    ]
     failed = 0
     for check in checks:
         try:
             line = check(settings)
             if line:
-                print(f"✓ {line}", file=out)
-        except (SettingsError, Problem) as problem:
+                print(f"{'⚠' if isinstance(line, Note) else '✓'} {line}", file=out)
+        except (SettingsError, Problem, DatabaseProblem) as problem:
             failed += 1
             print(f"✗ {problem}", file=out)
     print("ready" if not failed else f"{failed} problem(s): the bot would not work", file=out)
@@ -46,6 +57,10 @@ class Problem(Exception):
     """A check that failed; the message says what is wrong and what to do."""
 
 
+class Note(str):
+    """A check's line that passes but asks for attention."""
+
+
 def _settings(settings: Settings) -> str:
     settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
@@ -54,7 +69,27 @@ def _settings(settings: Settings) -> str:
     if settings.bot_require_approval and not settings.bot_approvers:
         raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
     tls = "" if settings.xen_verify_tls else " (XEN_VERIFY_TLS is off: certificates unchecked)"
-    return f"settings: {settings.bot_mode} mode, database {settings.bot_database_url}{tls}"
+    return f"settings: {settings.bot_mode} mode{tls}"
+
+
+def _database(settings: Settings) -> str:
+    """Connect read-only and say where the schema stands against this version's."""
+    url = settings.bot_database_url
+    schema = schema_status(url)
+    where = f"database {shown_url(url)}"
+    path = sqlite_file(url)
+    if schema.current is None and path is not None and not path.parent.is_dir():
+        raise Problem(f"{where}: no folder {path.parent} to create it in")
+    if schema.current is None:
+        return f"{where}: empty; `migrate-bot run` creates the schema as it starts"
+    if schema.ahead:
+        raise Problem(f"{where}: {schema.compared}: run the version that wrote it")
+    if schema.behind:
+        return Note(
+            f"{where}: {schema.compared}; `migrate-bot run` upgrades it as it starts: "
+            "stop the bots of the older version first"
+        )
+    return f"{where}: schema up to date (revision {schema.head})"
 
 
 def _xapi(settings: Settings) -> str:

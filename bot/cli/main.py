@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.wiring import Core
 
 Command = Callable[[argparse.Namespace], int]
+USAGE = 2  # the exit status of a command line that does not parse, as argparse's own
 
 
 def _simulator(args: argparse.Namespace) -> int:
@@ -59,17 +60,17 @@ def _check(args: argparse.Namespace) -> int:
     command = parse(args.text)
     if isinstance(command, BadCommand):
         print(command.message, file=sys.stderr)
-        return 1
+        return USAGE
     if not isinstance(command, MigrateCommand | BatchCommand):
         print(
             "check takes a migration: '<vm> to <host> [sr=…] [mode=…]', "
             "'<vm>,<vm> [to <host>]', 'tag:<tag> [to <host>]' or 'evacuate <host>'",
             file=sys.stderr,
         )
-        return 1
+        return USAGE
     if args.execute and isinstance(command, BatchCommand):
         print("check --run takes one VM; file batches in Slack", file=sys.stderr)
-        return 1
+        return USAGE
     settings = load_settings()
     if isinstance(command, BatchCommand) or not args.execute:
         return _preview(settings, command)
@@ -187,7 +188,8 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.wiring import start
 
     settings = load_settings()
-    logs.configure(settings.bot_log_format, settings.bot_log_level, settings.secret_values())
+    secrets = [*settings.secret_values(), *logs.url_secrets(settings.bot_database_url)]
+    logs.configure(settings.bot_log_format, settings.bot_log_level, secrets)
     service = start(settings)
     ended = service.replica.ended  # SIGTERM, Ctrl-C, or this replica lost the pool's lock
     signal.signal(signal.SIGTERM, lambda *_: ended.set())
@@ -198,12 +200,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    """The audit log since a time, one event per line (JSON lines or CSV) on stdout."""
+    """The audit log since a time, one event per line (JSON lines or CSV) on stdout; the
+    store is opened read-only (no schema upgrade), so the schema must be this version's."""
     from datetime import UTC, datetime
 
     from bot.cli import audit as audit_export
     from bot.clock import SystemClock
     from bot.settings import load_settings
+    from bot.store.schema_status import DatabaseProblem
     from bot.store.store import Store
 
     settings = load_settings()
@@ -215,7 +219,11 @@ def _audit(args: argparse.Namespace) -> int:
         except audit_export.SinceError as error:
             print(error, file=sys.stderr)
             return 1
-    store = Store(settings.bot_database_url, SystemClock())
+    try:
+        store = Store(settings.bot_database_url, SystemClock(), read_only=True)
+    except DatabaseProblem as problem:
+        print(problem, file=sys.stderr)
+        return 1
     try:
         events = store.audit_events(since=since, request_id=args.request)
         audit_export.write(events, args.format, sys.stdout)
@@ -231,10 +239,21 @@ def _check_config(args: argparse.Namespace) -> int:
     return check_config(load_settings(), sys.stdout)
 
 
+def _version() -> str:
+    """The installed package's version (pip records it; a bare checkout has none)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("migrate-bot")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate-bot", description="Move Xen VMs from Slack, with a checklist and approval."
     )
+    parser.add_argument("--version", action="version", version=f"migrate-bot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve Slack (BOT_MODE=socket or http)")
     run.set_defaults(handler=_serve)
@@ -261,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="plan and checklist for a migration or a batch (XEN_* settings only)",
-        description="Exit 0 when nothing blocks, 1 when something does or the text is wrong.",
+        description="Exit 0 when nothing blocks, 1 when something does or a name is unknown, "
+        "2 when the text is not a migration.",
     )
     check.add_argument(
         "text", help='what follows /migrate, e.g. "vm01 to host3 sr=nfs1" or "evacuate host1"'

@@ -20,7 +20,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +32,8 @@ from bot.models import Mode, ShutdownKind
 from bot.states import ACTIVE, FINISHED, OPEN, IllegalTransition, State, can, sources
 from bot.store.records import AuditEvent, Request, Step, StepState, VMBusy
 from bot.store.schema import ACTIVE_VALUES, AUDIT, FINISHED_VALUES, REQUESTS, STEPS
+from bot.store.schema_status import MIGRATIONS, open_read_only
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 # How long a SQLite writer waits for another one's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 
@@ -47,8 +46,13 @@ _SETTABLE = frozenset(REQUESTS.c.keys()) - _STORE_OWNED
 
 
 class Store:
-    def __init__(self, url: str, clock: Clock) -> None:
+    def __init__(self, url: str, clock: Clock, *, read_only: bool = False) -> None:
+        """`read_only` (`migrate-bot audit`): no upgrade and no writes, and DatabaseProblem
+        unless the schema is this code's."""
         self._clock = clock
+        if read_only:
+            self._engine = open_read_only(url)
+            return
         self._engine = _engine(url)
         try:
             with self._write() as conn:
