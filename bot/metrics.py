@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,16 +64,24 @@ class CountingWebClient(WebClient):
             raise
 
 
+# Off in a thread that reschedules its own rate-limited calls (the Slack outbox): sleeping
+# out one channel's Retry-After there would hold every other channel's messages.
+WAIT_OUT_429: ContextVar[bool] = ContextVar("wait_out_429", default=True)
+
+
 class CountingRateLimitHandler(RateLimitErrorRetryHandler):
-    """Waits out 429s as slack_sdk's handler does, and counts them."""
+    """Counts every 429; waits it out as slack_sdk's handler does, unless `WAIT_OUT_429`
+    is off in the calling thread (then the caller gets the 429 as a `SlackApiError`)."""
 
     def __init__(self, stats: SlackStats, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stats = stats
 
-    def prepare_for_next_attempt(self, *, state: RetryState, **kwargs: Any) -> None:
+    def can_retry(self, *, state: RetryState, **kwargs: Any) -> bool:
+        if not self._can_retry(state=state, **kwargs):
+            return False
         self.stats.rate_limited += 1
-        super().prepare_for_next_attempt(state=state, **kwargs)
+        return WAIT_OUT_429.get() and super().can_retry(state=state, **kwargs)
 
 
 class Metrics(Collector):

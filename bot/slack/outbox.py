@@ -8,9 +8,14 @@ Below the first rank (a board, an outcome), every call leaves `RESERVE` calls of
 budget unspent, so the first rank rarely waits for a call something else just took. A
 job with a `key` is coalesced: queuing it again replaces what it will send but keeps its
 place, and paced jobs (progress, by default) are spaced `min_interval` apart, so a
-migration reporting progress every second costs one edit every few seconds. slack_sdk's
-retry handlers answer 429 and 5xx; a job that still fails is retried with back-off until
-it gets through or `attempts` run out (a Slack outage must not cost the final state).
+migration reporting progress every second costs one edit every few seconds.
+
+A 429 is not slept through here (one channel's Retry-After would hold every channel): the
+job goes back to its place and its lane waits out Retry-After, so the lane's later jobs
+(that channel's thread lines, or the workspace's edits) stay behind it while the other
+lanes go on; a job without a lane waits alone. A 429 is never a failed try. slack_sdk's
+handlers retry 5xx; a job that still fails is retried with back-off until it gets through
+or `attempts` run out (a Slack outage must not cost the final state).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slack_sdk.errors import SlackApiError
+
+from bot.metrics import WAIT_OUT_429
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,7 @@ class Outbox:
     _keyed: dict[str, _Job] = field(default_factory=dict)
     _last_sent: dict[str, float] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _held: dict[str, float] = field(default_factory=dict)  # lane -> when its Retry-After ends
     _seq: itertools.count = field(default_factory=itertools.count)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _busy: bool = False
@@ -175,14 +183,18 @@ class Outbox:
         with self._cond:
             now = self.monotonic()
             ahead = sum(1 for j in self._jobs if j.lane == lane and j.priority < PROGRESS)
-            return self._bucket(lane, now).ready_in(now, ahead + 1.0)
+            return self._lane_wait(lane, now, ahead + 1.0)
 
     def _budget(self, lane: str | None, now: float, priority: int) -> float:
         """Seconds until `lane` may spend a call (Slack's limit for that method)."""
         if lane is None:
             return 0.0
-        need = 1.0 + (RESERVE if priority > OUTCOME else 0.0)
-        return self._bucket(lane, now).ready_in(now, need)
+        return self._lane_wait(lane, now, 1.0 + (RESERVE if priority > OUTCOME else 0.0))
+
+    def _lane_wait(self, lane: str, now: float, need: float) -> float:
+        """Seconds until `lane` has `need` calls of budget and Slack's Retry-After is over."""
+        held = self._held.get(lane, now) - now
+        return max(held, self._bucket(lane, now).ready_in(now, need))
 
     def _bucket(self, lane: str, now: float) -> _Bucket:
         bucket = self._buckets.get(lane)
@@ -192,12 +204,15 @@ class Outbox:
         return bucket
 
     def _work(self) -> None:
+        WAIT_OUT_429.set(False)  # this thread reschedules its 429s (`_hold`)
         while (job := self._next()) is not None:
             try:
                 job.send()
             except SlackApiError as error:
                 reason = error.response.get("error", "")
-                if reason in PERMANENT:
+                if error.response.status_code == 429:
+                    self._hold(job, _retry_after(error))
+                elif reason in PERMANENT:
                     log.error("Slack refused a message for good: %s", reason)
                 else:
                     self._retry(job, error)
@@ -215,9 +230,34 @@ class Outbox:
             return
         log.warning("Slack call failed (%s); retrying", error)
         with self._cond:
-            job.not_before = self.monotonic() + self.retry_seconds * min(job.tries, 15)
-            if job.key and job.key in self._keyed:
-                return  # a newer version is queued: it will carry the latest state
-            if job.key:
-                self._keyed[job.key] = job
-            self._jobs.append(job)
+            self._requeue(job, self.monotonic() + self.retry_seconds * min(job.tries, 15))
+
+    def _hold(self, job: _Job, seconds: float) -> None:
+        """Slack refused `job`'s lane for `seconds`: the lane waits, `job` keeps its place."""
+        log.warning("Slack rate-limited %s for %.0f s", job.lane or "a call", seconds)
+        with self._cond:
+            until = self.monotonic() + seconds
+            if job.lane:
+                self._held[job.lane] = max(self._held.get(job.lane, until), until)
+            self._requeue(job, until)
+
+    def _requeue(self, job: _Job, not_before: float) -> None:
+        """Queue `job` again at its place, not before `not_before`; a newer version of it
+        queued meanwhile takes that place instead, carrying the latest state."""
+        newer = self._keyed.get(job.key) if job.key else None
+        if newer is not None:
+            newer.seq, newer.priority = job.seq, min(newer.priority, job.priority)
+            newer.not_before = max(newer.not_before, not_before)
+            return
+        job.not_before = not_before
+        if job.key:
+            self._keyed[job.key] = job
+        self._jobs.append(job)
+
+
+def _retry_after(error: SlackApiError) -> float:
+    """Slack's Retry-After in seconds (1 when the header is missing or not a number)."""
+    try:
+        return float(error.response.headers.get("Retry-After", 1))
+    except ValueError:
+        return 1.0

@@ -1,9 +1,11 @@
 """Faults a test asks for: the next calls of a method fail with an HTTP error or get no answer.
 
 `fail_next` answers like Slack under load: 429 with `Retry-After` and `ratelimited`,
-500 `internal_error`, 503 `service_unavailable`. `drop_next` closes the connection without
-a response: urllib raises `http.client.RemoteDisconnected` (not wrapped in `URLError`),
-which slack_sdk's default `ConnectionErrorRetryHandler` retries once.
+500 `internal_error`, 503 `service_unavailable`; given a channel, only that channel's calls
+meet it (Slack limits posts per channel), before the method's faults for any channel.
+`drop_next` closes the connection without a response: urllib raises
+`http.client.RemoteDisconnected` (not wrapped in `URLError`), which slack_sdk's default
+`ConnectionErrorRetryHandler` retries once.
 """
 
 from __future__ import annotations
@@ -22,21 +24,25 @@ class Fault:
 
 class Faults:
     def __init__(self) -> None:
-        self._queued: defaultdict[str, deque[Fault]] = defaultdict(deque)
+        self._queued: defaultdict[tuple[str, str | None], deque[Fault]] = defaultdict(deque)
 
-    def fail_next(self, method: str, status: int, retry_after: int, times: int) -> None:
+    def fail_next(
+        self, method: str, status: int, retry_after: int, times: int, channel: str | None = None
+    ) -> None:
         if status not in ERRORS:
             raise ValueError(f"status must be one of {sorted(ERRORS)}, not {status}")
-        self._queued[method].extend([Fault(status, retry_after)] * times)
+        self._queued[method, channel].extend([Fault(status, retry_after)] * times)
 
     def drop_next(self, method: str, times: int) -> None:
-        self._queued[method].extend([Fault(0)] * times)
+        self._queued[method, None].extend([Fault(0)] * times)
 
     def clear(self) -> None:
         """Slack is healthy again: every queued fault is forgotten."""
         self._queued.clear()
 
-    def take(self, method: str) -> Fault | None:
-        """The fault this call of `method` meets, if any; each one is used once."""
-        queued = self._queued.get(method)
-        return queued.popleft() if queued else None
+    def take(self, method: str, channel: str | None = None) -> Fault | None:
+        """The fault this call of `method` in `channel` meets, if any; each one is used once."""
+        for key in ((method, channel), (method, None)):
+            if queued := self._queued.get(key):
+                return queued.popleft()
+        return None

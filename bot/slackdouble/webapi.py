@@ -99,11 +99,17 @@ class SlackDouble:
     # -- what tests arrange ---------------------------------------------------------------
 
     def fail_next(
-        self, method: str, status: int = 429, retry_after: int = 1, times: int = 1
+        self,
+        method: str,
+        status: int = 429,
+        retry_after: int = 1,
+        times: int = 1,
+        channel: str | None = None,
     ) -> None:
-        """The next `times` calls of `method` get HTTP `status` (429, 500 or 503)."""
+        """The next `times` calls of `method` (in `channel`, if given) get HTTP `status`
+        (429, 500 or 503)."""
         with self._lock:
-            self._faults.fail_next(method, status, retry_after, times)
+            self._faults.fail_next(method, status, retry_after, times, channel)
 
     def drop_next(self, method: str, times: int = 1) -> None:
         """The next `times` calls of `method` see the connection closed without an answer."""
@@ -187,7 +193,8 @@ class SlackDouble:
 
     def _api(self, method: str, args: JSON, token: str) -> Answer:
         with self._lock:
-            answered = self._fault(method) or self._api_answer(method, args, token)
+            channel = str(args.get("channel", ""))
+            answered = self._fault(method, channel) or self._api_answer(method, args, token)
             self._record(method, args, answered)
             return answered
 
@@ -217,8 +224,8 @@ class SlackDouble:
             self._record("response_url", {"key": key, **(payload or {})}, answered)
             return answered
 
-    def _fault(self, method: str) -> Answer | None:
-        fault = self._faults.take(method)
+    def _fault(self, method: str, channel: str | None = None) -> Answer | None:
+        fault = self._faults.take(method, channel)
         if fault is None:
             return None
         return Answer(0, {}) if fault.status == 0 else _failure(fault.status, fault.retry_after)

@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.slack.outbox import BOARD, OUTCOME, PROGRESS, STEP, Outbox
+from bot.slackdouble.driver import until
 
 
 class FakeTime:
@@ -17,6 +18,20 @@ class FakeTime:
 
     def __call__(self) -> float:
         return self.now
+
+
+def slack_error(status: int, error: str, headers: dict[str, str] | None = None) -> SlackApiError:
+    """What slack_sdk raises when Slack answers `status` with `error`."""
+    response = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="",
+        req_args={},
+        status_code=status,
+        headers=headers or {},
+        data={"ok": False, "error": error},
+    )
+    return SlackApiError(error, response)
 
 
 def test_priorities_and_coalescing() -> None:
@@ -60,16 +75,7 @@ def test_a_failing_call_is_retried_and_a_permanent_refusal_is_not() -> None:
 
     def refused() -> None:
         tries["refused"] += 1
-        response = SlackResponse(
-            client=None,
-            http_verb="POST",
-            api_url="",
-            req_args={},
-            status_code=200,
-            headers={},
-            data={"ok": False, "error": "channel_not_found"},
-        )
-        raise SlackApiError("refused", response)
+        raise slack_error(200, "channel_not_found")
 
     outbox = Outbox(retry_seconds=1.0, monotonic=clock).start()
     outbox.put(OUTCOME, flaky)
@@ -111,4 +117,29 @@ def test_only_the_first_rank_spends_the_last_call_of_a_budget() -> None:
     assert not outbox.flush(0.3) and sent[-1] == "board"  # the last call was kept for it
     clock.now += 3 / (45 / 60)  # three edits' worth of refill: the rest may go, in order
     assert outbox.flush(5) and sent[-2:] == ["step 3", "progress"]
+    outbox.stop()
+
+
+def test_a_rate_limited_message_keeps_its_place_in_its_lane() -> None:
+    """A step message refused with 429 goes first when its channel's Retry-After is over,
+    as its newest version, ahead of the thread line queued after it."""
+    clock, sent, picked, gate = FakeTime(), [], threading.Event(), threading.Event()
+
+    def limited() -> None:
+        picked.set()
+        gate.wait()
+        raise slack_error(429, "ratelimited", {"Retry-After": "30"})
+
+    outbox = Outbox(monotonic=clock).start()
+    outbox.put(STEP, limited, key="step:1", lane="post:C1")
+    assert picked.wait(5)
+    outbox.put(STEP, lambda: sent.append("note"), lane="post:C1")
+    outbox.put(PROGRESS, lambda: sent.append("step at 20%"), key="step:1", lane="post:C1")
+    gate.set()
+    until(lambda: outbox.delay("post:C1") >= 30, timeout=5)  # held, a board would open
+    clock.now += 30
+    until(lambda: sent, timeout=5)
+    clock.now += 30  # the channel's budget for the next post
+    assert outbox.flush(5)
+    assert sent == ["step at 20%", "note"]
     outbox.stop()

@@ -31,6 +31,19 @@ def test_fail_next_429_carries_retry_after(client: WebClient, double: SlackDoubl
     assert [c.status for c in double.calls_to("chat.postMessage")] == [429]
 
 
+def test_fail_next_in_a_channel_meets_only_that_channel(
+    client: WebClient, double: SlackDouble
+) -> None:
+    """Slack limits posts per channel: a channel's 429 leaves the other channels alone."""
+    double.fail_next("chat.postMessage", status=429, retry_after=30, channel="C1")
+    assert client.chat_postMessage(channel="C2", text="infra")["ok"]
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C1", text="ops")
+    assert raised.value.response.headers["Retry-After"] == "30"
+    assert client.chat_postMessage(channel="C1", text="ops")["ok"]
+    assert [c.status for c in double.calls_to("chat.postMessage")] == [200, 429, 200]
+
+
 def test_rate_limit_retry_handler_recovers(double: SlackDouble) -> None:
     """RateLimitErrorRetryHandler waits Retry-After (0 here: it sleeps for real) and retries."""
     client = WebClient(
