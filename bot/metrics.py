@@ -88,7 +88,7 @@ class Metrics(Collector):
     def __init__(
         self,
         store: Store,
-        xapi: XapiStats,
+        xapi: Mapping[str, XapiStats],
         slack: SlackStats,
         watchers: Mapping[str, Callable[[], bool]],
         socket: Callable[[], bool] | None = None,
@@ -160,21 +160,26 @@ class Metrics(Collector):
                 "1 while the Socket Mode connection to Slack is open (absent in HTTP mode)",
                 value=float(self.socket()),
             )
-        yield CounterMetricFamily(
-            "migrate_bot_xapi_calls", "XML-RPC requests sent to the pool", value=self.xapi.calls
+        calls = CounterMetricFamily(
+            "migrate_bot_xapi_calls", "XML-RPC requests sent to the pool", labels=["pool"]
         )
-        yield CounterMetricFamily(
+        answered = CounterMetricFamily(
             "migrate_bot_xapi_answered",
             "XML-RPC requests the pool master answered (a result or a XAPI failure)",
-            value=self.xapi.answered,
+            labels=["pool"],
         )
         failures = CounterMetricFamily(
-            "migrate_bot_xapi_errors", "XAPI failures by error code", labels=["code"]
+            "migrate_bot_xapi_errors",
+            "XAPI failures by pool and error code",
+            labels=["pool", "code"],
         )
-        for code, n in sorted(self.xapi.failures.items()):
-            failures.add_metric([code], n)
-        failures.add_metric(["UNAVAILABLE"], self.xapi.unavailable)
-        yield failures
+        for pool, stats in sorted(self.xapi.items()):
+            calls.add_metric([pool], stats.calls)
+            answered.add_metric([pool], stats.answered)
+            for code, n in sorted(stats.failures.items()):
+                failures.add_metric([pool, code], n)
+            failures.add_metric([pool, "UNAVAILABLE"], stats.unavailable)
+        yield from (calls, answered, failures)
         calls = CounterMetricFamily(
             "migrate_bot_slack_calls", "Slack Web API calls by method", labels=["method"]
         )

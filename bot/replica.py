@@ -1,25 +1,31 @@
-"""This process's part among replicas: it runs the pool when it leads it.
+"""This process's part among replicas: it runs a pool when it leads it.
 
-On SQLite a bot runs alone (`bot.store.alone`) and leads from the start. On PostgreSQL
-every replica answers Slack; one leads the pool (`bot.store.leader`): a follower asks for
-the lock every `ASK_SECONDS` and, once it has it, begins what only the leader does (the
-ticker and the runs, which re-attach to every request in flight exactly as after a
-restart; the event watcher; Slack's catch-up). The leader checks its session at the same
-pace, and the runner before every XAPI step (`fence`); a leader that lost its session
-stops issuing steps at once and `ended` is set, so `migrate-bot run` exits (code 3) and
-its supervisor starts it again, as a follower.
+On SQLite a bot runs alone (`bot.store.alone`) and leads every pool from the start. On
+PostgreSQL every replica answers Slack; one leads each pool (`bot.store.leader`): a
+follower asks for the pool's lock every `ASK_SECONDS` and, once it has it, begins what
+only the leader does (the ticker and the runs, which re-attach to every request in flight
+exactly as after a restart; the event watcher; Slack's catch-up). The leader checks its
+session at the same pace, and the runner before every XAPI step (`fence`); a leader that
+lost its session stops issuing steps at once and `ended` is set, so `migrate-bot run`
+exits (code 3) and its supervisor starts it again, as a follower.
+
+With several pools, a replica that already leads k pools asks for one more only after
+k x `SPREAD_SECONDS` of asking, so replicas started together share the pools out, while a
+dead leader's pools are still taken at the next ask (the others have asked for long).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from bot.store.leader import Leadership
 
 log = logging.getLogger(__name__)
 ASK_SECONDS = 2.0  # a dead leader's pool is taken within this plus PostgreSQL's notice
+SPREAD_SECONDS = 6.0
 
 
 class Replica:
@@ -28,15 +34,23 @@ class Replica:
         leadership: Leadership | None,
         begin: Callable[[], None],
         halt: Callable[[], None],
+        ended: threading.Event,
+        others_led: Callable[[], int] = lambda: 0,
         ask_seconds: float = ASK_SECONDS,
     ) -> None:
-        """`begin` starts the leader's work; `halt` stops issuing steps at once."""
+        """`begin` starts the leader's work; `halt` stops issuing steps at once; `ended` is
+        the process's (stop, or a lock lost); `others_led`: how many other pools it leads."""
         self.leadership = leadership
         self.begin, self.halt = begin, halt
         self.ask_seconds = ask_seconds
-        self.ended = threading.Event()  # stop, or the leadership was lost
+        self.ended = ended
+        self.others_led = others_led
         self.lost = False
         self._thread = threading.Thread(target=self._watch, name="replica", daemon=True)
+
+    @property
+    def leads(self) -> bool:
+        return self.leadership is None or self.leadership.held
 
     def start(self) -> Replica:
         if self.leadership is None:
@@ -54,6 +68,7 @@ class Replica:
     def _watch(self) -> None:
         assert self.leadership is not None
         leadership = self.leadership
+        asking_since = time.monotonic()
         while not self.ended.is_set():
             if leadership.lost or (leadership.held and not leadership.holds()):
                 # Lost (seen here or by the runner's fence): no step more, and out.
@@ -62,6 +77,11 @@ class Replica:
                 self.halt()
                 self.ended.set()
                 return
-            if not leadership.held and leadership.acquire():
+            waited = time.monotonic() - asking_since
+            if (
+                not leadership.held
+                and waited >= self.others_led() * SPREAD_SECONDS
+                and leadership.acquire()
+            ):
                 self.begin()
             self.ended.wait(self.ask_seconds)

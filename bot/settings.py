@@ -3,19 +3,50 @@
 `Settings()` never connects anywhere; commands call `require()` for the settings
 they need, so `migrate-bot check` works with only the `XEN_*` settings and a missing
 or malformed value stops the command with one line naming the variable.
+
+The pools one bot serves (`pool_configs`): the `XEN_*` settings as one pool named
+`default`, or `BOT_POOLS_FILE`, YAML read through pydantic-settings' YAML source, one
+entry per pool:
+
+    pools:
+      - name: site-a
+        url: https://xen-a.example.com
+        username: root
+        password_file: /run/secrets/xen-a      # or password_env: XEN_A_PASSWORD
+        max_concurrent_migrations: 2
+        approvers: [S0LEADS]                    # who may act there (else BOT_APPROVERS…)
+
+An entry's `approvers`, `requesters` and `channels` replace the global settings for that
+pool; what an entry leaves out comes from the global settings (TLS, timeout, concurrency).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from bot.errors import BotError
 
 IdList = Annotated[list[str], NoDecode]
+
+
+def split_ids(value: object) -> object:
+    """`U1, S2` as typed in an environment variable -> ["U1", "S2"]; lists pass."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class SettingsError(BotError):
@@ -41,6 +72,7 @@ class Settings(BaseSettings):
     bot_http_port: int = Field(3000, ge=0, le=65535)
     bot_metrics_port: int | None = Field(None, ge=0, le=65535)
     bot_database_url: str = "sqlite:///migrate-bot.db"
+    bot_pools_file: str | None = None
     bot_approvers: IdList = []
     bot_requesters: IdList = []
     bot_allowed_channels: IdList = []
@@ -61,9 +93,7 @@ class Settings(BaseSettings):
     @field_validator("bot_approvers", "bot_requesters", "bot_allowed_channels", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_ids(value)
 
     @field_validator("bot_log_level", mode="before")
     @classmethod
@@ -111,3 +141,158 @@ def load_settings() -> Settings:
         first = error.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise SettingsError(f"{name}: {first['msg']}") from None
+
+
+SINGLE = "default"  # the name of the one pool the XEN_* settings describe
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """One pool: where its master answers, how many moves at once, and who may act there
+    (None: the global setting)."""
+
+    name: str
+    url: str
+    username: str
+    password: str
+    verify_tls: bool
+    ca_bundle: str | None
+    timeout: float
+    max_concurrent: int
+    approvers: tuple[str, ...] | None = None
+    requesters: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    verify_tls: bool | None = None
+    ca_bundle: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    max_concurrent_migrations: int | None = Field(None, ge=1)
+    approvers: list[str] | None = None
+    requesters: list[str] | None = None
+    channels: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(
+                f"pool name {value!r}: lower-case letters, digits, '-', '_' or '.', "
+                "at most 40, as people type it after '@'"
+            )
+        return value
+
+    @field_validator("approvers", "requesters", "channels", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_ids(value)
+
+    def secret(self) -> str:
+        """The password from the one place the entry names."""
+        given = [s for s in (self.password, self.password_file, self.password_env) if s]
+        if len(given) != 1:
+            raise SettingsError(
+                f"pool {self.name}: give exactly one of password_file, password_env, password"
+            )
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as error:
+                raise SettingsError(
+                    f"pool {self.name}: cannot read password_file {self.password_file} "
+                    f"({error.strerror})"
+                ) from None
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise SettingsError(f"pool {self.name}: {self.password_env} is not set")
+            return value
+        assert self.password is not None
+        return self.password.get_secret_value()
+
+
+class _PoolsFile(BaseSettings):
+    pools: Annotated[list[_Entry], Field(min_length=1)]
+
+
+def pool_configs(settings: Settings) -> list[PoolConfig]:
+    """Every pool this bot serves, in the order given; stops with one line on a mistake."""
+    if settings.bot_pools_file is None:
+        settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
+        assert settings.xen_password is not None
+        single = PoolConfig(
+            SINGLE,
+            url=settings.xen_url or "",
+            username=settings.xen_username or "",
+            password=settings.xen_password.get_secret_value(),
+            verify_tls=settings.xen_verify_tls,
+            ca_bundle=settings.xen_ca_bundle,
+            timeout=settings.xen_timeout_seconds,
+            max_concurrent=settings.bot_max_concurrent_migrations,
+        )
+        return [single]
+    entries = _read(settings.bot_pools_file)
+    configs = [_config(entry, settings) for entry in entries]
+    for what, values in (
+        ("name", [c.name for c in configs]),
+        ("url", [c.url for c in configs]),
+    ):
+        twice = sorted({value for value in values if values.count(value) > 1})
+        if twice:
+            raise SettingsError(f"BOT_POOLS_FILE: two pools have the {what} {twice[0]}")
+    return configs
+
+
+def _read(path: str) -> list[_Entry]:
+    if not Path(path).is_file():
+        raise SettingsError(f"BOT_POOLS_FILE: no file at {path}")
+    try:
+        raw: dict[str, Any] = YamlConfigSettingsSource(_PoolsFile, yaml_file=path)()
+        return _PoolsFile.model_validate(raw).pools
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SettingsError(f"BOT_POOLS_FILE: {where}: {first['msg']}") from None
+    except Exception as error:  # YAML that does not parse
+        line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SettingsError(f"BOT_POOLS_FILE: not valid YAML ({line})") from None
+
+
+def _config(entry: _Entry, settings: Settings) -> PoolConfig:
+    def ids(value: list[str] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(value)
+
+    return PoolConfig(
+        entry.name,
+        url=entry.url,
+        username=entry.username,
+        password=entry.secret(),
+        verify_tls=settings.xen_verify_tls if entry.verify_tls is None else entry.verify_tls,
+        ca_bundle=entry.ca_bundle or settings.xen_ca_bundle,
+        timeout=entry.timeout_seconds or settings.xen_timeout_seconds,
+        max_concurrent=entry.max_concurrent_migrations or settings.bot_max_concurrent_migrations,
+        approvers=ids(entry.approvers),
+        requesters=ids(entry.requesters),
+        channels=ids(entry.channels),
+    )
+
+
+def require_approvers(settings: Settings, pools: list[PoolConfig]) -> None:
+    """With approval on, every pool needs someone who may approve (its own list, or the
+    global one)."""
+    if not settings.bot_require_approval:
+        return
+    for pool in pools:
+        if not (settings.bot_approvers if pool.approvers is None else pool.approvers):
+            where = "" if len(pools) == 1 else f" (and pool {pool.name} names none)"
+            raise SettingsError(f"BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on{where}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +23,12 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.clock import Clock, SystemClock
 from bot.engine import events as ev
 from bot.engine.engine import Engine, EngineConfig
+from bot.engine.fleet import Fleet
 from bot.engine.jobs import Jobs
 from bot.metrics import Metrics
 from bot.planning.planner import Planner, PlannerConfig
 from bot.replica import Replica
-from bot.settings import Settings
+from bot.settings import PoolConfig, Settings, pool_configs
 from bot.slack.app import Front, build_front
 from bot.slack.outbox import Outbox
 from bot.store.alone import Alone, alone
@@ -40,15 +43,14 @@ from handlers import actions, commands, modal
 log = logging.getLogger(__name__)
 
 
-def xen_config(settings: Settings) -> XenConfig:
-    settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
+def xen_config(pool: PoolConfig) -> XenConfig:
     return XenConfig(
-        url=settings.xen_url or "",
-        username=settings.xen_username or "",
-        password=settings.xen_password.get_secret_value() if settings.xen_password else "",
-        verify_tls=settings.xen_verify_tls,
-        ca_bundle=settings.xen_ca_bundle,
-        timeout=settings.xen_timeout_seconds,
+        url=pool.url,
+        username=pool.username,
+        password=pool.password,
+        verify_tls=pool.verify_tls,
+        ca_bundle=pool.ca_bundle,
+        timeout=pool.timeout,
     )
 
 
@@ -65,71 +67,120 @@ def planner(settings: Settings, xapi: Xapi, store: Store | None = None) -> Plann
 
 
 @dataclass
-class Core:
+class PoolRun:
+    """One pool's parts: its XAPI sessions, event watcher, planner, engine (its own
+    concurrency limit and silent-master wait) and jobs; on PostgreSQL its lock."""
+
+    config: PoolConfig
     xapi: Xapi
     planner: Planner
-    store: Store
     watcher: TaskWatcher
     engine: Engine
     jobs: Jobs
-    alone: Alone | None = None  # SQLite: this process runs the database's migrations
-    leadership: Leadership | None = None  # PostgreSQL: the pool's lock, once held
+    leadership: Leadership | None = None
 
-    def start(self) -> Core:
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def leads(self) -> bool:
+        return self.leadership is None or self.leadership.held
+
+    def start(self) -> None:
+        """What the pool's leader runs: events, the ticker, and every run in flight."""
         self.watcher.start()
         self.jobs.start()
-        return self
-
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready when the database works and, on the pool's leader, the scheduler; XAPI's
-        events are only reported. A follower is ready: it answers Slack."""
-        leading = self.leadership is None or self.leadership.held
-        body = {
-            "database": self.store.ping(),
-            "scheduler": self.jobs.scheduler.running,
-            "leader": leading,
-            "xapi_events": self.watcher.connected,
-        }
-        return bool(body["database"] and (body["scheduler"] or not leading)), body
 
     def stop(self) -> None:
-        """Stop taking work; running migrations are re-attached by the next start."""
         self.engine.stop()
         self.jobs.stop()
         self.watcher.stop()
         self.xapi.close()
+
+
+@dataclass
+class Core:
+    store: Store
+    pools: dict[str, PoolRun]
+    fleet: Fleet
+    alone: Alone | None = None  # SQLite: this process runs the database's migrations
+
+    def pool(self, name: str | None = None) -> PoolRun:
+        """The named pool, or the only one."""
+        if name is None:
+            if len(self.pools) != 1:
+                raise ValueError(f"several pools: {sorted(self.pools)}")
+            return next(iter(self.pools.values()))
+        return self.pools[name]
+
+    def start(self) -> Core:
+        for run in self.pools.values():
+            run.start()
+        return self
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when the database works and, for each pool this replica leads, the
+        scheduler; XAPI's events are only reported. A follower is ready: it answers Slack."""
+        database = self.store.ping()
+        pools = {
+            run.name: {
+                "leader": run.leads,
+                "scheduler": run.jobs.scheduler.running,
+                "xapi_events": run.watcher.connected,
+            }
+            for run in self.pools.values()
+        }
+        ready = database and all(p["scheduler"] or not p["leader"] for p in pools.values())
+        return ready, {"database": database, "pools": pools}
+
+    def stop(self) -> None:
+        """Stop taking work; running migrations are re-attached by the next start."""
+        self.fleet.stop()
+        for run in self.pools.values():
+            run.stop()
         self.store.close()
         if self.alone is not None:
             self.alone.release()
-        if self.leadership is not None:  # last: nothing here issues steps any more
-            self.leadership.release()
+        for run in self.pools.values():  # last: nothing here issues steps any more
+            if run.leadership is not None:
+                run.leadership.release()
 
 
 def build_core(settings: Settings, clock: Clock | None = None, watch_pause: float = 0.5) -> Core:
     """`watch_pause`: real seconds between event batches (shorter when a test or the demo
     runs the pool's clock faster than the wall clock)."""
     clock = clock or SystemClock()
+    configs = pool_configs(settings)
     lock = alone(settings.bot_database_url)
     if lock is not None:
         lock.hold()  # before anything runs: a second bot on one SQLite file stops here
-    # Sessions: one per run, and room for the desk's checklists and a batch's parallel checks.
-    xapi = Xapi(xen_config(settings), max_sessions=settings.bot_max_concurrent_migrations + 20)
     try:
         store = Store(settings.bot_database_url, clock)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
+    runs = {c.name: _pool_run(settings, c, store, clock, watch_pause) for c in configs}
+    fleet = Fleet({name: run.engine for name, run in runs.items()})
+    return Core(store, runs, fleet, lock)
+
+
+def _pool_run(
+    settings: Settings, config: PoolConfig, store: Store, clock: Clock, watch_pause: float
+) -> PoolRun:
+    # Sessions: one per run, and room for the desk's checklists and a batch's parallel checks.
+    xapi = Xapi(xen_config(config), max_sessions=config.max_concurrent + 20)
     watcher = TaskWatcher(xapi, batch_pause=watch_pause)
     shared = is_shared(settings.bot_database_url)
-    leadership = Leadership(settings.bot_database_url, settings.xen_url) if shared else None
+    leadership = Leadership(settings.bot_database_url, config.url) if shared else None
     engine = Engine(
-        store,
+        store.for_pool(config.name),
         planner(settings, xapi, store),
         Xen(xapi, watcher),
         clock,
         EngineConfig(
-            max_concurrent=settings.bot_max_concurrent_migrations,
+            max_concurrent=config.max_concurrent,
             stuck_grace_seconds=settings.bot_stuck_grace_seconds,
             stall_seconds=settings.bot_stall_seconds,
             backup_tag=settings.bot_backup_exclude_tag,
@@ -138,8 +189,8 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
         ),
         fence=leadership.holds if leadership else None,
     )
-    jobs = Jobs(engine, settings.bot_max_concurrent_migrations, shared)  # takes what is queued
-    return Core(xapi, engine.planner, store, watcher, engine, jobs, lock, leadership)
+    jobs = Jobs(engine, config.max_concurrent, shared)  # takes what is queued
+    return PoolRun(config, xapi, engine.planner, watcher, engine, jobs, leadership)
 
 
 @dataclass
@@ -148,18 +199,24 @@ class Service:
     front: Front
     web: WebServer
     socket: SocketModeHandler | None
-    replica: Replica
+    replicas: list[Replica]
+    ended: threading.Event  # SIGTERM, Ctrl-C, or this replica lost a pool's lock
     metrics_web: WebServer | None = None
 
+    @property
+    def lost(self) -> bool:
+        return any(replica.lost for replica in self.replicas)
+
     def stop(self) -> None:
-        self.replica.stop()
+        for replica in self.replicas:
+            replica.stop()
         if self.socket is not None:
             self.socket.close()
         if self.metrics_web is not None:
             self.metrics_web.stop()
         self.web.stop()
         self.front.stop()
-        self.core.stop()  # releases the pool's lock last
+        self.core.stop()  # releases the pools' locks last
 
 
 def start(
@@ -174,25 +231,44 @@ def start(
     if socket_mode:
         settings.require("SLACK_APP_TOKEN")
     core = build_core(settings, clock, watch_pause)
-    front = build_front(settings, core.engine, core.store, outbox)
+    configs = [run.config for run in core.pools.values()]
+    front = build_front(settings, core.fleet, configs, core.store, outbox)
     for handlers in (commands, actions, modal):
         handlers.register(front.app, front.desk)
+    watchers = {name: (lambda run=run: run.watcher.connected) for name, run in core.pools.items()}
+    socket: SocketModeHandler | None = None
     metrics = Metrics(
         core.store,
-        core.xapi.stats,
+        {name: run.xapi.stats for name, run in core.pools.items()},
         front.stats,
-        {"default": lambda: core.watcher.connected},
+        watchers,
         (lambda: socket is not None and socket.client.is_connected()) if socket_mode else None,
     )
-    core.engine.subscribe(metrics.on_event)
-    core.engine.subscribe(ev.log_line)
+    core.fleet.subscribe(metrics.on_event)
+    core.fleet.subscribe(ev.log_line)
+    ended = threading.Event()
 
-    def lead() -> None:
-        """What the pool's leader does (at once, unless replicas share the database)."""
-        front.notifier.catch_up()
-        core.start()
+    def leader_of(run: PoolRun) -> Callable[[], None]:
+        def lead() -> None:
+            """What the pool's leader does (at once, unless replicas share the database)."""
+            log.info("leading pool %s", run.name)
+            front.notifier.catch_up()
+            run.start()
 
-    replica = Replica(core.leadership, lead, core.engine.stop).start()
+        return lead
+
+    replicas = [
+        Replica(
+            run.leadership,
+            leader_of(run),
+            run.engine.stop,
+            ended,
+            lambda run=run: sum(other.leads for other in core.pools.values() if other is not run),
+        )
+        for run in core.pools.values()
+    ]
+    for replica in replicas:
+        replica.start()
     apart = settings.bot_metrics_port is not None
     slack_app = None if socket_mode else front.app
     web = WebServer(
@@ -205,10 +281,9 @@ def start(
         if apart
         else None
     )
-    socket = None
     if socket_mode and settings.slack_app_token:
         socket = SocketModeHandler(front.app, settings.slack_app_token.get_secret_value())
         socket.connect()
     gc.freeze()  # what start-up built lives for good: full collections skip it (ack tails)
     log.info("serving Slack (%s mode); probes on %s", settings.bot_mode, web.url)
-    return Service(core, front, web, socket, replica, metrics_web)
+    return Service(core, front, web, socket, replicas, ended, metrics_web)

@@ -68,8 +68,8 @@ def file_request(store: Store, vm: str, **fields: object) -> int:
 def test_process_platform_and_gc_collectors_are_on_the_private_registry(store: Store) -> None:
     """Memory, CPU, start time (restarts), the Python version and GC runs are exposed, and
     two bots in one process each have their own (no clash on a global registry)."""
-    first = Metrics(store, XapiStats(), SlackStats(), {})
-    second = samples(Metrics(store, XapiStats(), SlackStats(), {}).render().decode())
+    first = Metrics(store, {"default": XapiStats()}, SlackStats(), {})
+    second = samples(Metrics(store, {"default": XapiStats()}, SlackStats(), {}).render().decode())
     shown = samples(first.render().decode())
     assert shown["process_resident_memory_bytes"] > 0
     assert shown["process_start_time_seconds"] > 0
@@ -82,7 +82,9 @@ def test_process_platform_and_gc_collectors_are_on_the_private_registry(store: S
 def test_watcher_gauge_has_a_series_per_pool_asked_at_scrape_time(store: Store) -> None:
     """Each pool's callable is asked at every scrape: a watcher that drops shows 0 next time."""
     up = {"pool-a": True, "pool-b": False}
-    metrics = Metrics(store, XapiStats(), SlackStats(), {name: lambda n=name: up[n] for name in up})
+    metrics = Metrics(
+        store, {"default": XapiStats()}, SlackStats(), {name: lambda n=name: up[n] for name in up}
+    )
     shown = samples(metrics.render().decode())
     assert shown['migrate_bot_xapi_events_connected{pool="pool-a"}'] == 1
     assert shown['migrate_bot_xapi_events_connected{pool="pool-b"}'] == 0
@@ -94,11 +96,11 @@ def test_watcher_gauge_has_a_series_per_pool_asked_at_scrape_time(store: Store) 
 def test_socket_gauge_follows_the_connection_and_is_absent_in_http_mode(store: Store) -> None:
     """Socket Mode: 1 or 0 as the connection stands; HTTP mode: no series at all."""
     connected = [True]
-    metrics = Metrics(store, XapiStats(), SlackStats(), {}, lambda: connected[0])
+    metrics = Metrics(store, {"default": XapiStats()}, SlackStats(), {}, lambda: connected[0])
     assert samples(metrics.render().decode())["migrate_bot_slack_socket_connected"] == 1
     connected[0] = False
     assert samples(metrics.render().decode())["migrate_bot_slack_socket_connected"] == 0
-    http = samples(Metrics(store, XapiStats(), SlackStats(), {}).render().decode())
+    http = samples(Metrics(store, {"default": XapiStats()}, SlackStats(), {}).render().decode())
     assert not any(name.startswith("migrate_bot_slack_socket") for name in http)
 
 
@@ -107,7 +109,7 @@ def test_oldest_pending_age_counts_from_filing_and_leaves_out_windows_ahead(
 ) -> None:
     """The age of the oldest PENDING request; 0 once none waits; a request whose at= window
     is still ahead may wait past the TTL, so it counts only once its window has come."""
-    metrics = Metrics(store, XapiStats(), SlackStats(), {})
+    metrics = Metrics(store, {"default": XapiStats()}, SlackStats(), {})
 
     def oldest() -> float:
         return samples(metrics.render().decode())["migrate_bot_oldest_pending_seconds"]

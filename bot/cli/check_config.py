@@ -8,6 +8,7 @@ anywhere (reads and auth only): the database is opened read-only, its password n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -16,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import XapiFailure, XapiUnavailable
 from bot.logs import shown_url
-from bot.settings import Settings, SettingsError
+from bot.settings import PoolConfig, Settings, SettingsError, pool_configs, require_approvers
 from bot.store.schema_status import DatabaseProblem, schema_status, sqlite_file
 from bot.wiring import xen_config
 from bot.xen.connection import Xapi
@@ -35,7 +36,7 @@ def check_config(settings: Settings, out: TextIO) -> int:
     checks: list[Callable[[Settings], str]] = [
         _settings,
         _database,
-        _xapi,
+        *_pools(settings),
         _slack,
         _socket,
         _groups,
@@ -62,14 +63,24 @@ class Note(str):
 
 
 def _settings(settings: Settings) -> str:
-    settings.require("XEN_URL", "XEN_USERNAME", "XEN_PASSWORD")
+    pools = pool_configs(settings)
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     if settings.bot_mode == "socket":
         settings.require("SLACK_APP_TOKEN")
-    if settings.bot_require_approval and not settings.bot_approvers:
-        raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
-    tls = "" if settings.xen_verify_tls else " (XEN_VERIFY_TLS is off: certificates unchecked)"
-    return f"settings: {settings.bot_mode} mode{tls}"
+    require_approvers(settings, pools)
+    unchecked = [p.name for p in pools if not p.verify_tls]
+    tls = f" (TLS certificates unchecked: {', '.join(unchecked)})" if unchecked else ""
+    served = f", pools {', '.join(p.name for p in pools)}" if settings.bot_pools_file else ""
+    return f"settings: {settings.bot_mode} mode{served}{tls}"
+
+
+def _pools(settings: Settings) -> list[Callable[[Settings], str]]:
+    """One XAPI check per pool (none when the pools cannot be read: settings says why)."""
+    try:
+        pools = pool_configs(settings)
+    except SettingsError:
+        return []
+    return [functools.partial(_xapi, pool, len(pools) > 1) for pool in pools]
 
 
 def _database(settings: Settings) -> str:
@@ -92,19 +103,22 @@ def _database(settings: Settings) -> str:
     return f"{where}: schema up to date (revision {schema.head})"
 
 
-def _xapi(settings: Settings) -> str:
-    xapi = Xapi(xen_config(settings), max_sessions=1)
+def _xapi(pool: PoolConfig, several: bool, _: Settings) -> str:
+    xapi = Xapi(xen_config(pool), max_sessions=1)
+    which = f"XAPI ({pool.name})" if several else "XAPI"
+    credentials = "its username / password" if several else "XEN_USERNAME / XEN_PASSWORD"
+    ca = "ca_bundle" if several else "XEN_CA_BUNDLE"
     try:
-        return xapi.call(_pool_line)
+        return f"{which}: {xapi.call(_pool_line)}"
     except XapiFailure as failure:
         if failure.code == "SESSION_AUTHENTICATION_FAILED":
-            raise Problem("XAPI: the pool refused XEN_USERNAME / XEN_PASSWORD") from None
-        raise Problem(f"XAPI: {failure.code} {' '.join(failure.params)}") from None
+            raise Problem(f"{which}: the pool refused {credentials}") from None
+        raise Problem(f"{which}: {failure.code} {' '.join(failure.params)}") from None
     except XapiUnavailable as error:
         hint = ""
         if "CERTIFICATE" in str(error).upper() or "SSL" in str(error).upper():
-            hint = "; set XEN_CA_BUNDLE to the pool's CA file"
-        raise Problem(f"XAPI: cannot reach {settings.xen_url} ({error}){hint}") from None
+            hint = f"; set {ca} to the pool's CA file"
+        raise Problem(f"{which}: cannot reach {pool.url} ({error}){hint}") from None
     finally:
         xapi.close()
 
@@ -114,10 +128,7 @@ def _pool_line(x: Any) -> str:
     master = x.host.get_record(pool["master"])
     version = f"{master['API_version_major']}.{master['API_version_minor']}"
     product = master["software_version"].get("product_brand", "")
-    return (
-        f"XAPI: pool {pool['name_label']!r}, master {master['name_label']} "
-        f"({product} API {version})"
-    )
+    return f"pool {pool['name_label']!r}, master {master['name_label']} ({product} API {version})"
 
 
 def _slack_client(settings: Settings, token: str) -> WebClient:

@@ -252,11 +252,11 @@ def stuck(stage: Stage) -> None:
     stage.presses(BOB, "Approve", stage.message(req), "approve")
     stage.ends(req.id, State.SUCCEEDED)
     stage.say("    success is posted; the bot keeps watching for a leftover operation")
-    grace = stage.service.core.engine.config.stuck_grace_seconds
+    grace = stage.service.core.pool().engine.config.stuck_grace_seconds
     finished = stage.store.get(req.id).finished_at or 0.0
-    clock = stage.service.core.engine.clock
+    clock = stage.service.core.pool().engine.clock
     stage.until(lambda: clock.now() > finished + grace, "the stuck grace to pass")
-    stage.service.core.jobs.tick()  # the scheduler's next tick, without waiting for it
+    stage.service.core.pool().jobs.tick()  # the scheduler's next tick, without waiting for it
     stage.restarts_toolstack(req, "vm02")
 
 

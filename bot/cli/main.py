@@ -75,12 +75,16 @@ def _check(args: argparse.Namespace) -> int:
     if isinstance(command, BatchCommand) or not args.execute:
         return _preview(settings, command)
     core = build_core(settings)
-    if core.leadership is not None and not core.leadership.acquire():
-        core.stop()
-        print("a migrate-bot replica runs this pool: file the migration in Slack", file=sys.stderr)
-        return 1
     try:
-        return _run(core, command)
+        pool, command = core.fleet.finder.choose(command, core.fleet.names)
+        run = core.pool(pool)
+        if run.leadership is not None and not run.leadership.acquire():
+            print(
+                f"a migrate-bot replica runs pool {pool}: file the migration in Slack",
+                file=sys.stderr,
+            )
+            return 1
+        return _run(core, pool, command)
     except UserError as error:
         print(error, file=sys.stderr)
         return 1
@@ -95,44 +99,57 @@ def _preview(settings: Settings, command: MigrateCommand | BatchCommand) -> int:
     from bot.planning.batch_planner import BatchPlanner
     from bot.planning.command import BatchCommand
     from bot.planning.planner import UserError
+    from bot.planning.pool_finder import PoolFinder
+    from bot.settings import pool_configs
     from bot.wiring import planner, xen_config
     from bot.xen.connection import Xapi
 
-    xapi = Xapi(xen_config(settings))
+    configs = {config.name: config for config in pool_configs(settings)}
+    sessions = {name: Xapi(xen_config(config)) for name, config in configs.items()}
+    finder = PoolFinder({name: planner(settings, xapi) for name, xapi in sessions.items()})
     try:
-        single = planner(settings, xapi)
+        pool, command = finder.choose(command, list(configs))
+        single = finder.planners[pool]
         if isinstance(command, BatchCommand):
-            batch = BatchPlanner(single, settings.bot_max_concurrent_migrations).preview(command)
+            limit = configs[pool].max_concurrent
+            asked = command
+            batch = finder.within(pool, lambda: BatchPlanner(single, limit).preview(asked))
             text, blocked = batch_text(batch.summary()), batch.blocked
         else:
-            preview = single.preview(command)
+            one = command
+            preview = finder.within(pool, lambda: single.preview(one))
             text, blocked = plan_text(preview.summary()), preview.blocked
     except UserError as error:
         print(error, file=sys.stderr)
         return 1
     finally:
-        xapi.close()
+        finder.stop()
+        for xapi in sessions.values():
+            xapi.close()
+    if len(configs) > 1:
+        print(f"pool {pool}")
     print(text)
     return 1 if blocked else 0
 
 
-def _run(core: Core, command: MigrateCommand) -> int:
+def _run(core: Core, pool: str, command: MigrateCommand) -> int:
     """Submit, approve as the operator at the terminal, and run in the foreground."""
     import getpass
 
     from bot.cli.text import plan_text
     from bot.states import State
 
-    preview = core.engine.preview(command)
+    run = core.pool(pool)
+    preview = core.fleet.finder.within(pool, lambda: run.engine.preview(command))
     print(plan_text(preview.summary()))
     if preview.blocked:
         return 1
-    core.watcher.start()
+    run.watcher.start()
     operator = f"cli:{getpass.getuser()}"
-    core.engine.subscribe(TerminalProgress(sys.stdout))
-    request = core.engine.submit(command, preview, requester=operator)
-    core.engine.approve(request.id, operator)
-    final = core.engine.run(request.id)
+    run.engine.subscribe(TerminalProgress(sys.stdout))
+    request = run.engine.submit(command, preview, requester=operator)
+    run.engine.approve(request.id, operator)
+    final = run.engine.run(request.id)
     return 0 if final.state == State.SUCCEEDED else 1
 
 
@@ -184,19 +201,20 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """Serve Slack until SIGTERM or Ctrl-C; running migrations survive a restart."""
     from bot import logs
-    from bot.settings import load_settings
+    from bot.settings import load_settings, pool_configs
     from bot.wiring import start
 
     settings = load_settings()
-    secrets = [*settings.secret_values(), *logs.url_secrets(settings.bot_database_url)]
+    pools = [config.password for config in pool_configs(settings)]
+    secrets = [*settings.secret_values(), *logs.url_secrets(settings.bot_database_url), *pools]
     logs.configure(settings.bot_log_format, settings.bot_log_level, secrets)
     service = start(settings)
-    ended = service.replica.ended  # SIGTERM, Ctrl-C, or this replica lost the pool's lock
+    ended = service.ended  # SIGTERM, Ctrl-C, or this replica lost a pool's lock
     signal.signal(signal.SIGTERM, lambda *_: ended.set())
     with contextlib.suppress(KeyboardInterrupt):
         ended.wait()
     service.stop()
-    return 3 if service.replica.lost else 0
+    return 3 if service.lost else 0
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -27,7 +27,8 @@ USAGE = """\
 /migrate cancel <id>       /migrate help
 
 Names are name-labels or UUIDs; quote names with spaces. sr= is the primary storage for
-every disk; disk: overrides it for one disk. at= is ISO 8601 (2026-11-26T02:00) or HH:MM."""
+every disk; disk: overrides it for one disk. at= is ISO 8601 (2026-11-26T02:00) or HH:MM.
+With several pools, vm01@pool-b or pool=pool-b says which pool a name is in."""
 
 EXAMPLE = '/migrate "web server" to host3 sr=nfs1 mode=offline at=02:00'
 
@@ -44,6 +45,7 @@ class MigrateCommand:
     shutdown: ShutdownKind = "clean"
     at: str | None = None  # raw text; bot.when.resolve_at makes it a time
     dry_run: bool = False
+    pool: str | None = None  # `pool=`: the pool the names are in (several pools)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class BatchCommand:
     shutdown: ShutdownKind = "clean"
     at: str | None = None
     dry_run: bool = False
+    pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ _SMART_QUOTES = str.maketrans("\u201c\u201d\u2018\u2019", "\"\"''")
 _WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 
 _DRY_RUN = ("dry-run", "--dry-run")
-_KEYS = ("sr", "mode", "shutdown", "at")
+_KEYS = ("sr", "mode", "shutdown", "at", "pool")
 _HINTS = {
     "live": "mode=live",
     "offline": "mode=offline",
@@ -159,7 +162,7 @@ _HINTS = {
 }
 _MODES: dict[str, Mode] = {"live": "live", "offline": "offline"}
 _SHUTDOWNS: dict[str, ShutdownKind] = {"clean": "clean", "hard": "hard"}
-_OPTIONS = "sr=, disk:<n|device|vdi>=, mode=, shutdown=, at=, dry-run"
+_OPTIONS = "sr=, disk:<n|device|vdi>=, mode=, shutdown=, at=, pool=, dry-run"
 
 
 LIST = "\ue000"  # stands for a comma outside quotes: it separates the names of a list
@@ -346,6 +349,7 @@ def _batch(
         shutdown=options.shutdown,
         at=options.at,
         dry_run=options.dry_run,
+        pool=options.pool,
     )
 
 
@@ -394,6 +398,7 @@ def _migrate(tokens: list[str]) -> MigrateCommand | BadCommand:
         shutdown=options.shutdown,
         at=options.at,
         dry_run=options.dry_run,
+        pool=options.pool,
     )
 
 
@@ -405,6 +410,7 @@ class _Options:
     shutdown: ShutdownKind
     at: str | None
     dry_run: bool
+    pool: str | None
 
 
 def _options(tokens: list[str]) -> _Options | BadCommand:
@@ -460,6 +466,7 @@ def _options(tokens: list[str]) -> _Options | BadCommand:
         shutdown=shutdown,
         at=values.get("at"),
         dry_run=dry_run,
+        pool=values.get("pool"),
     )
 
 
@@ -507,6 +514,8 @@ def render(cmd: MigrateCommand | BatchCommand) -> str:
         words.append(f"shutdown={cmd.shutdown}")
     if cmd.at is not None:
         words.append(f"at={_quote(cmd.at)}")
+    if cmd.pool is not None:
+        words.append(f"pool={_quote(cmd.pool)}")
     if cmd.dry_run:
         words.append("dry-run")
     return " ".join(words)

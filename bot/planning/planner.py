@@ -8,7 +8,7 @@ so an approval or a scheduled start re-checks what may have changed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -137,6 +137,28 @@ class Planner:
             )
 
         return self.call(gather)
+
+    def has(self, kind: str, names: Sequence[str]) -> set[str]:
+        """Which of `names` this pool has: VMs, hosts (by name-label or UUID) or VM tags;
+        how a bot serving several pools finds the one a command means."""
+
+        def gather(x: Any) -> set[str]:
+            if kind == "VM":
+                named = facts.vms_named_each(x, names)
+                return {name for name in names if named[name]}
+            if kind == "tag":
+                tags = set(facts.all_tags(x))
+                return {name for name in names if name in tags}
+            return {name for name in names if facts.refs_named(x, kind, name)}
+
+        return self.call(gather)
+
+    def names_of(self, kind: str) -> list[str]:
+        """Every VM, host or tag name, for "did you mean" after a miss in every pool."""
+        read = {"VM": facts.vm_names, "tag": facts.all_tags}.get(kind)
+        if read is None:
+            return self.call(lambda x: [h.name for h in facts.read_pool(x).hosts.values()])
+        return self.call(read)
 
     def inventory(self) -> Inventory:
         """VMs, hosts and SRs by name, for the modal's searchable selects."""

@@ -8,8 +8,9 @@ one call per group every few minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
@@ -62,6 +63,15 @@ def refusal(
     return "Unknown action."
 
 
+@dataclass(frozen=True)
+class PoolRules:
+    """A pool's own lists (from its entry in the pools file); None: the global setting."""
+
+    approvers: tuple[str, ...] | None = None
+    requesters: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+
+
 @dataclass
 class Access:
     """The configured ids (users `U…`/`W…`, groups `S…`) and the group lookup."""
@@ -72,8 +82,35 @@ class Access:
     allow_self_approval: bool
     members: Callable[[str], Iterable[str]]  # group id -> user ids
     clock: Clock
+    pools: Mapping[str, PoolRules] = field(default_factory=dict)  # every pool served
     _cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def in_pool(self, pool: str) -> Access:
+        """The rules in one pool: its own lists where its entry gives them (one group cache)."""
+        rules = self.pools.get(pool, PoolRules())
+
+        def chosen(own: tuple[str, ...] | None, default: list[str]) -> list[str]:
+            return default if own is None else list(own)
+
+        return dataclasses.replace(
+            self,
+            approvers=chosen(rules.approvers, self.approvers),
+            requesters=chosen(rules.requesters, self.requesters),
+            allowed_channels=chosen(rules.channels, self.allowed_channels),
+        )
+
+    def usable_pools(self, user: str, channel: str) -> list[str]:
+        """The pools `user` may file migrations in from `channel`, in the configured order."""
+        return [
+            pool
+            for pool in self.pools
+            if (rules := self.in_pool(pool)).channel_allowed(channel) and rules.may_request(user)
+        ]
+
+    def channel_enabled(self, channel: str) -> bool:
+        """Some pool takes requests from `channel` (the global list, or a pool's own)."""
+        return any(self.in_pool(pool).channel_allowed(channel) for pool in self.pools)
 
     def is_approver(self, user: str) -> bool:
         return self._listed(user, self.approvers)

@@ -16,10 +16,10 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.engine.engine import Engine
+from bot.engine.fleet import Fleet
 from bot.metrics import CountingRateLimitHandler, CountingWebClient, SlackStats
-from bot.settings import Settings, SettingsError
-from bot.slack.access import Access
+from bot.settings import PoolConfig, Settings, require_approvers
+from bot.slack.access import Access, PoolRules
 from bot.slack.desk import Desk
 from bot.slack.notify import Notifier
 from bot.slack.outbox import Outbox
@@ -59,14 +59,17 @@ def web_client(settings: Settings, stats: SlackStats) -> WebClient:
 
 
 def build_front(
-    settings: Settings, engine: Engine, store: Store, outbox: Outbox | None = None
+    settings: Settings,
+    fleet: Fleet,
+    pools: list[PoolConfig],
+    store: Store,
+    outbox: Outbox | None = None,
 ) -> Front:
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    if settings.bot_require_approval and not settings.bot_approvers:
-        raise SettingsError("BOT_APPROVERS is empty while BOT_REQUIRE_APPROVAL is on")
+    require_approvers(settings, pools)
     stats = SlackStats()
     client = web_client(settings, stats)
-    clock = engine.clock
+    clock = next(iter(fleet.engines.values())).clock
     access = Access(
         approvers=settings.bot_approvers,
         requesters=settings.bot_requesters,
@@ -74,14 +77,21 @@ def build_front(
         allow_self_approval=settings.bot_allow_self_approval,
         members=lambda group: client.usergroups_users_list(usergroup=group)["users"],
         clock=clock,
+        pools={p.name: PoolRules(p.approvers, p.requesters, p.channels) for p in pools},
     )
     outbox = (outbox or Outbox()).start()
     notifier = Notifier(
-        client, store, outbox, clock, access.mention(), settings.bot_require_approval
+        client,
+        store,
+        outbox,
+        clock,
+        lambda pool: access.in_pool(pool).mention(),
+        settings.bot_require_approval,
+        show_pool=fleet.several,
     )
-    engine.subscribe(notifier)
+    fleet.subscribe(notifier)
     desk = Desk(
-        engine,
+        fleet,
         store,
         notifier,
         access,

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
-from bot.engine.engine import Engine
+from bot.engine.fleet import Fleet
 from bot.logs import about
 from bot.messages import OUT_OF_DATE, settled
-from bot.models import Inventory
+from bot.models import Choice, Inventory
 from bot.planning.command import BadCommand, BatchCommand, MigrateCommand, parse_request_id
 from bot.planning.planner import UserError
 from bot.planning.units import format_size
@@ -60,7 +60,7 @@ UNVERSIONED = FILE_AGAIN | {Action.REENABLE_HOST}
 class Desk:
     def __init__(
         self,
-        engine: Engine,
+        fleet: Fleet,
         store: Store,
         notifier: Notifier,
         access: Access,
@@ -69,7 +69,7 @@ class Desk:
         require_approval: bool,
         workers: int = 20,
     ) -> None:
-        self.engine = engine
+        self.fleet = fleet
         self.store = store
         self.notifier = notifier
         self.access = access
@@ -104,7 +104,7 @@ class Desk:
         """Why nothing may be filed from `channel` (a DM, a channel not enabled), or None."""
         if not channel or channel.startswith("D"):  # a form that names none is as bad
             return INVITE
-        if not self.access.channel_allowed(channel):
+        if not self.access.channel_enabled(channel):
             return NOT_ENABLED
         return None
 
@@ -116,27 +116,34 @@ class Desk:
         if refused := self.channel_refusal(channel):  # the modal's path comes here too
             reply(blocks.notice(refused, "⛔"))
             return
-        if not self.access.may_request(user):
+        usable = self.access.usable_pools(user, channel)
+        if not usable:
             reply(blocks.notice("Only the configured requesters may file migrations.", "⛔"))
             return
         run_at = self._run_at(command.at)
         if isinstance(run_at, BadCommand):
             reply(blocks.usage_message(run_at.message))
             return
+        finder = self.fleet.finder
+        pool, command = finder.choose(command, usable)
+        engine = self.fleet.pool(pool)
         if isinstance(command, BatchCommand):
-            batch = self.engine.preview_batch(command)
+            asked = command
+            batch = finder.within(pool, lambda: engine.preview_batch(asked))
             summary, submit = (
                 batch.summary(),
-                lambda: self.engine.submit_batch(command, batch, user, channel, run_at),
+                lambda: engine.submit_batch(asked, batch, user, channel, run_at),
             )
         else:
-            single = self.engine.preview(command)
+            one = command
+            single = finder.within(pool, lambda: engine.preview(one))
             summary, submit = (
                 single.summary(),
-                lambda: self.engine.submit(command, single, user, channel, run_at),
+                lambda: engine.submit(one, single, user, channel, run_at),
             )
         if command.dry_run:
-            draft = blocks.Card(0, 0, "pending", user, summary, command.shutdown)
+            shown = pool if self.fleet.several else None
+            draft = blocks.Card(0, 0, "pending", user, summary, command.shutdown, pool=shown)
             reply(blocks.dry_run_message(draft))
             return
         req = submit()
@@ -148,7 +155,7 @@ class Desk:
                 self.notifier.post_request_later(req)
                 reply(blocks.notice(f"Slack is busy; request #{req.id} will appear shortly."))
                 return
-            self.engine.withdraw(req.id, f"the request message could not be posted ({reason})")
+            engine.withdraw(req.id, f"the request message could not be posted ({reason})")
             if reason in ("not_in_channel", "channel_not_found", "is_archived"):
                 reply(blocks.notice(INVITE, "⚠️"))
                 return
@@ -175,7 +182,7 @@ class Desk:
         self, action: Action, request_id: int, revision: int, user: str, reply: Reply
     ) -> None:
         req = self._get(request_id)
-        refused = self.access.refusal(action, user, req.requester)
+        refused = self.access.in_pool(req.pool).refusal(action, user, req.requester)
         if refused is None and action == Action.START and self.require_approval:
             refused = "This request needs an approver's Approve."
         if refused is None and action in DECISIONS and req.state != State.PENDING:
@@ -188,43 +195,44 @@ class Desk:
             self.store.audit(req.id, user, "refused", {"action": action, "why": refused})
             reply(blocks.notice(refused, "⛔"))
             return
+        engine = self.fleet.engine(req)
         if action in (Action.APPROVE, Action.START):
-            self.engine.approve(req.id, user, revision)
+            engine.approve(req.id, user, revision)
         elif action == Action.REJECT:
-            self.engine.reject(req.id, user)
+            engine.reject(req.id, user)
         elif action == Action.CANCEL:
-            reply(blocks.notice(self.engine.cancel(req.id, user)))
+            reply(blocks.notice(engine.cancel(req.id, user)))
         elif action in REVISIONS:
-            self.engine.revise(req.id, revision, REVISIONS[action], user)
+            engine.revise(req.id, revision, REVISIONS[action], user)
         elif action in FILE_AGAIN:
-            file_again = (
-                self.engine.retry_offline if action == Action.RETRY_OFFLINE else self.engine.refile
-            )
+            file_again = engine.retry_offline if action == Action.RETRY_OFFLINE else engine.refile
             self.notifier.post_request(file_again(req.id, user))
         elif action == Action.REENABLE_HOST:
-            reply(self._done(self.engine.reenable_host(req.id, user), user))
+            reply(self._done(engine.reenable_host(req.id, user), user))
         elif action == Action.RESTART_TOOLSTACK:
             reply(blocks.notice("Restarting the toolstack; the thread will say how it went."))
             asked = with_people(f"{user} asked for a toolstack restart", [user])
             self.notifier.post_in_thread(req.id, blocks.thread_line(asked, self.clock.now(), "🔧"))
-            answer = self.engine.restart_toolstack(req.id, user)
+            answer = engine.restart_toolstack(req.id, user)
             line = blocks.thread_line(blocks.escape(answer), self.clock.now())
             self.notifier.post_in_thread(req.id, line, OUTCOME)
 
     def enable(self, host: str, user: str, reply: Reply) -> None:
         """`/migrate enable host1`: host.enable after an evacuation (approvers only)."""
-        if not self.access.is_approver(user):
+        pools = [p for p in self.fleet.names if self.access.in_pool(p).is_approver(user)]
+        if not pools:
             log.info("%s may not enable %s", user, host)
             reply(blocks.notice("Only approvers may re-enable a host.", "⛔"))
             return
-        reply(self._done(self.engine.enable_host(host, user), user))
+        pool, bare = self.fleet.finder.enable_pool(host, pools)
+        reply(self._done(self.fleet.pool(pool).enable_host(bare, user), user))
 
     # -- the modal -----------------------------------------------------------------------
     def suggest(self, kind: str, query: str) -> list[tuple[str, str]]:
         """Options for the modal's searchable selects, from a cached inventory."""
         now = self.clock.now()
         if self._inventory is None or now - self._inventory[0] > INVENTORY_SECONDS:
-            self._inventory = (now, self.engine.planner.inventory())
+            self._inventory = (now, self._read_inventory())
         inventory = self._inventory[1]
         choices = {"vm": inventory.vms, "host": inventory.hosts, "sr": inventory.srs}
         needle = query.strip().lower()
@@ -233,7 +241,8 @@ class Desk:
 
     def vm_chosen(self, view: dict[str, Any], vm_uuid: str, reply: Reply) -> None:
         """Rebuild the modal with one SR select per disk of the chosen VM."""
-        vm, pool = self.engine.planner.vm_and_pool(vm_uuid)
+        holder = self.fleet.finder.holder("VM", [vm_uuid], self.fleet.names)
+        vm, pool = self.fleet.pool(holder).planner.vm_and_pool(vm_uuid)
         disks = [
             {
                 "userdevice": d.userdevice,
@@ -273,12 +282,33 @@ class Desk:
 
     def cancel(self, request_id: int, user: str, reply: Reply) -> None:
         req = self._get(request_id)
-        refused = self.access.refusal(Action.CANCEL, user, req.requester)
+        refused = self.access.in_pool(req.pool).refusal(Action.CANCEL, user, req.requester)
         if refused:
             self.store.audit(req.id, user, "refused", {"action": Action.CANCEL, "why": refused})
             reply(blocks.notice(refused, "⛔"))
             return
-        reply(blocks.notice(self.engine.cancel(req.id, user)))
+        reply(blocks.notice(self.fleet.engine(req).cancel(req.id, user)))
+
+    def _read_inventory(self) -> Inventory:
+        """Every pool's VMs, hosts and SRs; with several pools each name shows its pool
+        (`vm01@site-a`), and a pool that does not answer is left out until it does."""
+        if not self.fleet.several:
+            return next(iter(self.fleet.engines.values())).planner.inventory()
+        parts: dict[str, Inventory] = {}
+        for pool, engine in self.fleet.engines.items():
+            try:
+                parts[pool] = engine.planner.inventory()
+            except UserError as error:
+                log.warning("pool %s left out of the modal's lists: %s", pool, error)
+
+        def named(kind: str) -> tuple[Choice, ...]:
+            return tuple(
+                Choice(f"{c.text}@{pool}", c.uuid)
+                for pool, part in parts.items()
+                for c in getattr(part, kind)
+            )
+
+        return Inventory(named("vms"), named("hosts"), named("srs"))
 
     def _done(self, text: str, user: str) -> blocks.Message:
         """A confirmation that names the person who acted, as a mention."""

@@ -15,7 +15,7 @@ from bot.states import State
 from bot.store.records import Request
 
 
-def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
+def card(req: Request, *, approvers: str, require_approval: bool, pool: str | None = None) -> Card:
     return Card(
         id=req.id,
         revision=req.revision,
@@ -31,6 +31,7 @@ def card(req: Request, *, approvers: str, require_approval: bool) -> Card:
         retry_offline=retry_offline(req),
         refile=req.state == State.FAILED and (req.error or {}).get("code") in REFILABLE,
         parent_id=req.parent_id,
+        pool=pool,
     )
 
 

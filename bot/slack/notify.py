@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,9 @@ class Notifier:
     store: Store
     outbox: Outbox
     clock: Clock
-    approvers: str  # mrkdwn mention of the approvers
+    approvers: Callable[[str], str]  # pool -> mrkdwn mention of its approvers
     require_approval: bool
+    show_pool: bool = False  # several pools: the request's messages name its pool
     _steps: dict[int, _Step] = field(default_factory=dict)
     _channels: dict[int, str] = field(default_factory=dict)
     _boards: Boards = field(default_factory=Boards)
@@ -66,7 +68,12 @@ class Notifier:
 
     # -- what the desk calls -------------------------------------------------------------
     def card(self, req: Request) -> blocks.Card:
-        return card(req, approvers=self.approvers, require_approval=self.require_approval)
+        return card(
+            req,
+            approvers=self.approvers(req.pool),
+            require_approval=self.require_approval,
+            pool=req.pool if self.show_pool else None,
+        )
 
     def post_request(self, req: Request) -> Request:
         """Post the request message now (a retry's goes into its parent's thread)."""

@@ -46,6 +46,7 @@ class Request:
     kind: str = "move"  # "batch": many VMs, each moved by a child request
     batch_id: int | None = None  # the batch a child request belongs to
     board_ts: str | None = None  # a batch's board message in its thread
+    pool: str = "default"  # the pool the VM is in (bot.settings.pool_configs)
 
     @property
     def people(self) -> tuple[str, ...]:

@@ -48,8 +48,11 @@ REQUESTS = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False, server_default="move"),
     sa.Column("batch_id", sa.Integer, sa.ForeignKey("requests.id", name="requests_batch_fk")),
     sa.Column("board_ts", sa.String),  # a batch's board in its thread
+    # the pool the VM is in: its leader runs the request (`default`: the XEN_* pool)
+    sa.Column("pool", sa.String(40), nullable=False, server_default="default"),
     sa.Index("requests_state", "state"),
     sa.Index("requests_batch", "batch_id"),
+    sa.Index("requests_pool_state", "pool", "state"),
     sqlite_autoincrement=True,  # a #42 shown in Slack never comes back for another request
 )
 ACTIVE_VALUES = sorted(state.value for state in ACTIVE)

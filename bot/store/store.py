@@ -17,6 +17,7 @@ Three guarantees the engine builds on:
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ class Store:
         """`read_only` (`migrate-bot audit`): no upgrade and no writes, and DatabaseProblem
         unless the schema is this code's."""
         self._clock = clock
+        self._pool: str | None = None  # a pool's view (`for_pool`): its scans, its filings
         if read_only:
             self._engine = open_read_only(url)
             return
@@ -68,6 +70,13 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def for_pool(self, pool: str) -> Store:
+        """The store as one pool's engine sees it: it files requests in `pool` and its scans
+        (`in_states`) find that pool's requests only; one database underneath."""
+        view = copy.copy(self)
+        view._pool = pool
+        return view
 
     def ping(self) -> bool:
         """Readiness: the database answers a query on our schema."""
@@ -115,6 +124,8 @@ class Store:
             "shutdown": shutdown,
             "plan": dict(plan),
         }
+        if self._pool is not None:
+            values["pool"] = self._pool
         try:
             with self._write() as conn:
                 if state in ACTIVE:
@@ -172,6 +183,7 @@ class Store:
                     "approved_by": actor,
                     "approved_at": now,
                     "batch_id": batch_id,
+                    "pool": batch.pool,
                 }
                 child_id = _insert(conn, REQUESTS, values)
                 _insert_audit(conn, child_id, now, actor, "approved", {"batch": batch_id})
@@ -276,6 +288,8 @@ class Store:
         """Requests in `states`; with `changed_since`, only those changed since then (so a
         ticker's look at finished requests does not grow with the years)."""
         query = _select_in(states)
+        if self._pool is not None:
+            query = query.where(REQUESTS.c.pool == self._pool)
         if changed_since is not None:
             query = query.where(REQUESTS.c.updated_at >= changed_since)
         return self._requests(query.order_by(REQUESTS.c.id))

@@ -147,7 +147,7 @@ def lookup_uuid(x: Any, cls: str, uuid: str) -> str | None:
 
 def vms_named(x: Any, text: str) -> list[VMRef]:
     """The VMs `text` names by UUID or name-label (templates, snapshots and dom0 left out)."""
-    candidates = [vm_ref(x, ref) for ref in _lookup(x, text)]
+    candidates = [vm_ref(x, ref) for ref in refs_named(x, "VM", text)]
     return [c for c in candidates if _is_vm(c.record)]
 
 
@@ -216,13 +216,14 @@ def vms_by_uuid(x: Any, uuids: Sequence[str]) -> dict[str, VMRef]:
     return {r["uuid"]: vm_ref_of(ref, r) for ref, r in found.items()}
 
 
-def _lookup(x: Any, text: str) -> list[str]:
+def refs_named(x: Any, cls: str, text: str) -> list[str]:
+    """The objects of `cls` that `text` names by UUID or name-label (two small calls)."""
     try:
-        return [x.VM.get_by_uuid(text)]
+        return [getattr(x, cls).get_by_uuid(text)]
     except XenAPI.Failure as failure:
         if failure.details[0] != "UUID_INVALID":
             raise
-    return list(x.VM.get_by_name_label(text))
+    return list(getattr(x, cls).get_by_name_label(text))
 
 
 def vm_ref(x: Any, ref: str) -> VMRef:

@@ -133,11 +133,11 @@ def replica(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(10)
 
 
-def leads(port: int) -> bool:
+def leads(port: int, pool: str = "default") -> bool:
     """Does the replica on `port` say it runs the pool (`/readyz`)?"""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return bool(json.loads(answer.read())["leader"])
+            return bool(json.loads(answer.read())["pools"][pool]["leader"])
     except OSError:
         return False
 

@@ -41,7 +41,7 @@ def scheduled(bot: Bot) -> int:
 def tick_after(bot: Bot, seconds: float) -> None:
     """Time passes; the scheduler's ticker looks at what is due (as it does every 5 s)."""
     bot.pool.clock.advance(seconds)
-    bot.core.jobs.tick()
+    bot.core.pool().jobs.tick()
 
 
 def test_approved_before_the_window_runs_at_the_window(bot: Bot) -> None:
@@ -87,7 +87,7 @@ def test_a_window_missed_while_the_bot_was_down(pool: Pool, tmp_path: Path) -> N
             rid = scheduled(first)
         pool.clock.advance(3600 + 901)  # the bot is down through the window and the grace
         with serving(pool, tmp_path, slack) as second:
-            second.core.jobs.tick()
+            second.core.pool().jobs.tick()
             assert second.state(rid, State.MISSED)
             assert "Async.VM.pool_migrate" not in pool.sim.calls.counts
             told = second.until(lambda: [m for m in second.thread(rid) if "missed" in m.text])

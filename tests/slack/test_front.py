@@ -165,7 +165,7 @@ def test_stuck_vm_gets_a_toolstack_button_for_approvers(bot: Bot) -> None:
     bot.press("approve", rid, "ULEAD")
     bot.state(rid, State.SUCCEEDED)
     bot.pool.clock.advance(200)
-    bot.core.jobs.tick()  # what the scheduler's ticker does every few seconds
+    bot.core.pool().jobs.tick()  # what the scheduler's ticker does every few seconds
     assert bot.request(rid).state == State.STUCK
     notice = bot.until(
         lambda: [m for m in bot.thread(rid) if "restart_toolstack" in buttons(m.blocks)]
@@ -220,12 +220,15 @@ def test_every_rendered_button_has_a_listener_that_refuses_garbage(bot: Bot) -> 
 
 
 def test_probes(bot: Bot) -> None:
-    """/healthz is liveness; /readyz reports the database, the scheduler and XAPI's events."""
+    """/healthz is liveness; /readyz reports the database and, per pool, whether this
+    replica leads it, its scheduler and XAPI's events."""
     with urllib.request.urlopen(f"{bot.service.web.url}/healthz") as answer:
         assert answer.status == 200
     with urllib.request.urlopen(f"{bot.service.web.url}/readyz") as answer:
         body = json.loads(answer.read())
-    assert body["database"] is True and body["scheduler"] is True
+    assert body["database"] is True
+    assert body["pools"]["default"]["scheduler"] is True
+    assert body["pools"]["default"]["leader"] is True
 
 
 def test_double_pressed_approve_starts_one_migration(bot: Bot) -> None:
@@ -270,7 +273,8 @@ def test_metrics_count_requests_migrations_xapi_and_slack(bot: Bot) -> None:
     text = bot.until(counted)
     assert 'migrate_bot_requests{state="succeeded"} 1.0' in text
     assert 'migrate_bot_migration_seconds_count{mode="live"} 1.0' in text
-    calls = next(line for line in text.splitlines() if line.startswith("migrate_bot_xapi_calls"))
+    counted_calls = 'migrate_bot_xapi_calls_total{pool="default"}'
+    calls = next(line for line in text.splitlines() if line.startswith(counted_calls))
     assert float(calls.split()[-1]) > 10
     assert 'migrate_bot_slack_calls_total{method="chat.postMessage"}' in text
 

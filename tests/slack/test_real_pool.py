@@ -57,7 +57,7 @@ def test_a_plan_that_changed_is_refused_and_re_check_files_it_again(bot: Bot) ->
     vm = bot.pool.ref("VM", "archive01")
     bot.pool.run(x.Async.VM.start_on(vm, bot.pool.ref("host", "host1"), False, False))
     bot.core.store.update(rid, run_at=bot.pool.clock.now())
-    bot.core.jobs.tick()
+    bot.core.pool().jobs.tick()
     final = bot.state(rid, State.FAILED)
     assert final.error["code"] == "PLAN_CHANGED"
     assert x.VM.get_resident_on(vm) == bot.pool.ref("host", "host1")

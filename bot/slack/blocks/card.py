@@ -74,6 +74,7 @@ class Card:
     retry_offline: bool = False  # a failed live run: offer Retry offline
     refile: bool = False  # a run refused before its first step: offer Re-check (file again)
     parent_id: int | None = None  # "retry of #41"
+    pool: str | None = None  # the request's pool, shown when the bot serves several
 
     @property
     def vm(self) -> str:
@@ -199,6 +200,8 @@ def status_line(card: Card) -> str:
     if card.status:
         parts.append(card.status)
     parts.append(f"requested by {mention(card.requester)}")
+    if card.pool is not None:
+        parts.append(f"pool *{escape(card.pool)}*")
     if card.state == State.PENDING:
         # Mention the approvers even while blocked: an edit never notifies, the post does.
         if card.require_approval and card.approvers:

@@ -51,7 +51,7 @@ def naive_app(core: Core, desk: Desk, front_client: Any, executor: ThreadPoolExe
 
     def preview(migration: MigrateCommand, user: str) -> dict[str, Any]:
         try:
-            found = core.engine.preview(migration)  # XAPI in the request path
+            found = core.pool().engine.preview(migration)  # XAPI in the request path
         except UserError as error:
             return blocks.notice(str(error), "⚠️")
         card = blocks.Card(0, 0, "pending", user, found.summary(), found.plan.shutdown)
