@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, pool_configs, require_approvers
 
 ALL = [
     "SLACK_BOT_TOKEN",
@@ -37,6 +39,7 @@ ALL = [
     "BOT_LOG_FORMAT",
     "BOT_LOG_LEVEL",
     "BOT_METRICS_PORT",
+    "BOT_POOLS_FILE",
 ]
 
 
@@ -116,3 +119,111 @@ def test_env_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A .env file in the working folder is read."""
     (tmp_path / ".env").write_text("BOT_HTTP_PORT=3100\n")
     assert Settings().bot_http_port == 3100
+
+
+def _pools_file(tmp_path: Path, text: str) -> Settings:
+    path = tmp_path / "pools.yaml"
+    path.write_text(text)
+    return Settings(_env_file=None, bot_pools_file=str(path), bot_max_concurrent_migrations=4)
+
+
+def test_the_xen_settings_are_one_pool_named_default() -> None:
+    settings = Settings(_env_file=None, xen_url="https://x", xen_username="root", xen_password="pw")
+    (pool,) = pool_configs(settings)
+    assert (pool.name, pool.url, pool.password, pool.max_concurrent) == (
+        "default",
+        "https://x",
+        "pw",
+        3,
+    )
+    assert pool.approvers is None and pool.verify_tls is True
+
+
+def test_a_pools_file_lists_pools_with_their_own_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "b.pw").write_text("from-a-file\n")
+    monkeypatch.setenv("POOL_A_PW", "from-the-env")
+    settings = _pools_file(
+        tmp_path,
+        f"""
+pools:
+  - name: site-a
+    url: https://xen-a
+    username: root
+    password_env: POOL_A_PW
+  - name: site-b
+    url: https://xen-b
+    username: admin
+    password_file: {tmp_path / "b.pw"}
+    verify_tls: false
+    max_concurrent_migrations: 1
+    approvers: S0LEADS, U9
+    channels: [C7]
+  - name: lab
+    url: http://127.0.0.1:8080
+    username: root
+    password: plain
+""",
+    )
+    a, b, lab = pool_configs(settings)
+    assert (a.name, a.password, a.max_concurrent, a.approvers) == (
+        "site-a",
+        "from-the-env",
+        4,
+        None,
+    )
+    assert (b.password, b.verify_tls, b.max_concurrent) == ("from-a-file", False, 1)
+    assert b.approvers == ("S0LEADS", "U9") and b.channels == ("C7",) and b.requesters is None
+    assert lab.password == "plain"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("pools: []", "BOT_POOLS_FILE: pools"),
+        ("pools: [{name: a, url: u, username: r}]", "pool a: give exactly one of"),
+        (
+            "pools: [{name: a, url: u, username: r, password: p, password_env: X}]",
+            "pool a: give exactly one of",
+        ),
+        ("pools: [{name: a, url: u, username: r, password_env: NOT_SET_ANYWHERE}]", "is not set"),
+        ("pools: [{name: a, url: u, username: r, password_file: /nonexistent}]", "cannot read"),
+        ("pools: [{name: Site A, url: u, username: r, password: p}]", "pool name 'Site A'"),
+        ("pools: [{name: a, url: u, username: r, password: p, colour: red}]", "colour"),
+        (
+            "pools: [{name: a, url: u, username: r, password: p},"
+            " {name: a, url: v, username: r, password: p}]",
+            "two pools have the name a",
+        ),
+        (
+            "pools: [{name: a, url: u, username: r, password: p},"
+            " {name: b, url: u, username: r, password: p}]",
+            "two pools have the url u",
+        ),
+        ("pools: [{name: a, url: u", "not valid YAML"),
+    ],
+)
+def test_a_mistake_in_the_pools_file_is_one_line(tmp_path: Path, text: str, said: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        pool_configs(_pools_file(tmp_path, text))
+    message = str(raised.value)
+    assert said in message and "\n" not in message, message
+
+
+def test_a_pools_file_that_is_not_there_says_where_it_looked(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, bot_pools_file=str(tmp_path / "missing.yaml"))
+    with pytest.raises(SettingsError, match="BOT_POOLS_FILE: no file at"):
+        pool_configs(settings)
+
+
+def test_every_pool_needs_an_approver_when_approval_is_on(tmp_path: Path) -> None:
+    text = """
+pools:
+  - {name: a, url: u, username: r, password: p, approvers: [U1]}
+  - {name: b, url: v, username: r, password: p}
+"""
+    settings = _pools_file(tmp_path, text)
+    with pytest.raises(SettingsError, match="pool b names none"):
+        require_approvers(settings, pool_configs(settings))
+    require_approvers(settings.model_copy(update={"bot_approvers": ["U2"]}), pool_configs(settings))

@@ -101,9 +101,10 @@ def demo_pool() -> Iterator[Pool]:
     yield from _serve(simulator("demo", clock=clock), clock)
 
 
-def scenario_pool(data: dict[str, Any]) -> Iterator[Pool]:
-    """A scenario (e.g. `scenario.generate()`'s) on a manual clock, served like the demo."""
-    clock = ManualClock()
+def scenario_pool(data: dict[str, Any], clock: ManualClock | None = None) -> Iterator[Pool]:
+    """A scenario (e.g. `scenario.generate()`'s) on a manual clock, served like the demo;
+    pass `clock` to run it on another pool's (one bot, several pools)."""
+    clock = clock or ManualClock()
     sim = Simulator(clock=clock, timing=Timing(**data.get("timing", {})))
     load(sim, data)
     yield from _serve(sim, clock)
