@@ -36,15 +36,18 @@ class Replica:
         halt: Callable[[], None],
         ended: threading.Event,
         others_led: Callable[[], int] = lambda: 0,
+        claiming: threading.Lock | None = None,
         ask_seconds: float = ASK_SECONDS,
     ) -> None:
         """`begin` starts the leader's work; `halt` stops issuing steps at once; `ended` is
-        the process's (stop, or a lock lost); `others_led`: how many other pools it leads."""
+        the process's (stop, or a lock lost); `others_led`: how many other pools it leads,
+        counted under `claiming`, which the process's replicas share (one claim at a time)."""
         self.leadership = leadership
         self.begin, self.halt = begin, halt
         self.ask_seconds = ask_seconds
         self.ended = ended
         self.others_led = others_led
+        self.claiming = claiming or threading.Lock()
         self.lost = False
         self._thread = threading.Thread(target=self._watch, name="replica", daemon=True)
 
@@ -77,11 +80,12 @@ class Replica:
                 self.halt()
                 self.ended.set()
                 return
-            waited = time.monotonic() - asking_since
-            if (
-                not leadership.held
-                and waited >= self.others_led() * SPREAD_SECONDS
-                and leadership.acquire()
-            ):
+            if not leadership.held and self._claim(time.monotonic() - asking_since):
                 self.begin()
             self.ended.wait(self.ask_seconds)
+
+    def _claim(self, waited: float) -> bool:
+        """Take the pool's lock if this process has waited its turn for it."""
+        assert self.leadership is not None
+        with self.claiming:
+            return waited >= self.others_led() * SPREAD_SECONDS and self.leadership.acquire()

@@ -246,7 +246,7 @@ def start(
     )
     core.fleet.subscribe(metrics.on_event)
     core.fleet.subscribe(ev.log_line)
-    ended = threading.Event()
+    ended, claiming = threading.Event(), threading.Lock()
 
     def leader_of(run: PoolRun) -> Callable[[], None]:
         def lead() -> None:
@@ -264,6 +264,7 @@ def start(
             run.engine.stop,
             ended,
             lambda run=run: sum(other.leads for other in core.pools.values() if other is not run),
+            claiming,
         )
         for run in core.pools.values()
     ]

@@ -7,6 +7,7 @@ the thread (one of `make failover`'s trials)."""
 from __future__ import annotations
 
 from tests.crash.failover import one_failover
+from tests.crash.two_pools import two_pool_trial
 
 TAKEOVER_S = 15.0  # the issue's bound
 
@@ -27,3 +28,15 @@ def test_a_leader_cut_off_from_the_database_stops_and_the_follower_carries_on(
     trial = one_failover(2, "offline", postgres_url, kill_after=None, cut=True)
     assert trial.problems == (), trial
     assert trial.state == "succeeded" and trial.takeover_s < TAKEOVER_S
+
+
+def test_two_pools_are_led_by_different_replicas_and_presses_cross_between_them(
+    postgres_url: str,
+) -> None:
+    """Two replicas started together share two pools out; moves filed through one and
+    approved through the other run on their pool's leader; the leader of one killed mid
+    run, the other takes that pool too and ends the move (`tests/crash/two_pools.py`)."""
+    trial = two_pool_trial(postgres_url)
+    assert trial.problems == (), trial
+    assert trial.leaders["site-a"] != trial.leaders["site-b"]
+    assert trial.killed_during.startswith("during ") and trial.takeover_s < TAKEOVER_S

@@ -13,7 +13,6 @@ the leader runs what another replica queued. `python -m tests.crash.failover [N]
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import statistics
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -41,8 +39,9 @@ from tests.crash.trials import (
     _told,
     pool,
 )
+from tests.crash.two_pools import two_pool_trial
 from tests.support import postgres
-from tests.support.processes import bot_env, db_rows, healthy
+from tests.support.processes import bot_env, db_rows, healthy, leads
 
 
 @dataclass(frozen=True)
@@ -133,15 +132,6 @@ def replica(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(10)
 
 
-def leads(port: int, pool: str = "default") -> bool:
-    """Does the replica on `port` say it runs the pool (`/readyz`)?"""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return bool(json.loads(answer.read())["pools"][pool]["leader"])
-    except OSError:
-        return False
-
-
 def _end_lock_session(db: str) -> None:
     """What a network cut does, seen from PostgreSQL: the leader's lock session ends."""
     rows = db_rows(
@@ -168,7 +158,13 @@ def main() -> int:
     started = time.monotonic()
     with postgres.cluster() as db:
         trials = run_trials(args.count, args.seed, db)
-    bad = [t for t in trials if t.problems]
+        two = two_pool_trial(db)
+    print(
+        f"two pools: led by replicas {two.leaders}; site-a's leader killed "
+        f"{two.killed_during}, the other took it after {two.takeover_s:.1f} s: "
+        f"{'; '.join(two.problems) or 'ok'}"
+    )
+    bad = [t for t in trials if t.problems] + ([two] if two.problems else [])
     takeovers = [t.takeover_s for t in trials]
     print(
         f"\n{len(trials)} failover trials, seed {args.seed}, {time.monotonic() - started:.0f} s; "

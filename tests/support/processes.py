@@ -3,6 +3,7 @@ it serving yet, what its database says."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import urllib.request
@@ -58,3 +59,12 @@ def db_rows(db_url: str, query: str) -> list[Any]:
             return list(conn.exec_driver_sql(query))
     finally:
         engine.dispose()
+
+
+def leads(port: int, pool: str = "default") -> bool:
+    """Does the replica on `port` say it runs the pool (`/readyz`)?"""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+            return bool(json.loads(answer.read())["pools"][pool]["leader"])
+    except OSError:
+        return False
