@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from alembic import command
 from alembic.config import Config
 
@@ -22,7 +23,7 @@ from bot.clock import ManualClock
 from bot.slackdouble import SlackDouble
 from bot.store.schema_status import MIGRATIONS, schema_status
 from bot.store.store import Store
-from tests.support.pool import Pool
+from tests.support.pool import Pool, demo_pool
 from tests.support.processes import free_port
 
 PASSWORD = "pa55:w/rd-0f-the-db"
@@ -310,3 +311,49 @@ def test_check_config_says_what_is_wrong(pool: Pool) -> None:
     assert "✗ XAPI: the pool refused XEN_USERNAME / XEN_PASSWORD" in result.stdout
     assert "✗ Slack (SLACK_BOT_TOKEN): invalid_auth" in result.stdout
     assert "wrong" not in result.stdout.replace("wrong kind", "")
+
+
+@pytest.fixture
+def second(pool: Pool) -> Iterator[Pool]:
+    """Another demo pool: every name is in both."""
+    yield from demo_pool()
+
+
+def _pools(tmp_path: Path, *pools: Pool, password: str = "secret") -> dict[str, str]:
+    """BOT_POOLS_FILE naming the pools site-a, site-b, … (passwords from the environment)."""
+    entries = [
+        {"name": f"site-{'ab'[i]}", "url": p.server.url, "username": "root"}
+        | {"password_env": f"POOL_{i}_PASSWORD"}
+        for i, p in enumerate(pools)
+    ]
+    (tmp_path / "pools.yaml").write_text(yaml.safe_dump({"pools": entries}))
+    passwords = {f"POOL_{i}_PASSWORD": "secret" for i in range(len(pools))}
+    passwords["POOL_1_PASSWORD"] = password
+    return {"BOT_POOLS_FILE": str(tmp_path / "pools.yaml"), **passwords}
+
+
+def test_check_with_several_pools_asks_which_and_names_the_one_chosen(
+    pool: Pool, second: Pool, tmp_path: Path
+) -> None:
+    env = _pools(tmp_path, pool, second)
+    asked = _cli("check", "vm02 to host3", env=env)
+    assert asked.returncode == 1 and "in more than one pool (site-a, site-b)" in asked.stderr
+    chosen = _cli("check", "vm02@site-b to host3", env=env)
+    assert chosen.returncode == 0, chosen.stderr
+    assert "pool site-b" in chosen.stdout and "vm02: host2 → host3" in chosen.stdout
+
+
+def test_check_config_logs_in_to_every_pool(
+    ready: dict[str, str], pool: Pool, second: Pool, tmp_path: Path
+) -> None:
+    db = {"BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+    result = _cli("check-config", env={**ready, **db, **_pools(tmp_path, pool, second)})
+    assert result.returncode == 0, result.stdout
+    assert "pools site-a, site-b" in result.stdout
+    assert "✓ XAPI (site-a): pool 'demo'" in result.stdout
+    assert "✓ XAPI (site-b): pool 'demo'" in result.stdout
+    refused = _pools(tmp_path, pool, second, password="wrong")
+    result = _cli("check-config", env={**ready, **db, **refused})
+    assert result.returncode == 1
+    assert "✗ XAPI (site-b): the pool refused its username / password" in result.stdout
+    assert "wrong" not in result.stdout
