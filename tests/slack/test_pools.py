@@ -4,13 +4,16 @@ approvers replace the global ones, and a pool that is down holds only its own re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bot.slackdouble import block_suggestion, payload_body, view_submission
 from bot.states import State
+from tests.slack.test_modal import choose, open_modal
 from tests.support.pool import Pool, scenario_pool
 from tests.support.slack_rig import Bot, filed, serving
 
@@ -143,3 +146,31 @@ def test_one_request_moves_the_vms_of_one_pool(bot: Bot) -> None:
     said = answer(bot, "billing01@site-b,dns01@site-a to host2")
     assert "One request moves VMs of one pool" in said
     assert bot.core.store.open_requests() == []
+
+
+def test_the_modal_lists_every_pool_and_files_in_the_chosen_vms_pool(
+    bot: Bot, site_b: Pool
+) -> None:
+    view = open_modal(bot)
+    body = payload_body(block_suggestion(user_id="U1", action_id="vm", value="bill", view=view))
+    texts = [o["text"]["text"] for o in json.loads(bot.send(body)[1])["options"]]
+    assert texts == ["billing01 (running on b-host1) · site-b"]
+    billing = site_b.x.VM.get_uuid(site_b.ref("VM", "billing01"))
+    choose(bot, view, "vm", billing, "billing01")
+    updated = bot.until(
+        lambda: [v for v in bot.slack.views.values() if "disk_0" in json.dumps(v["blocks"])]
+    )[0]
+    assert "b-nfs" in json.dumps(updated["blocks"]) and "nfs1" not in json.dumps(updated["blocks"])
+    host = site_b.x.host.get_uuid(site_b.ref("host", "b-host2"))
+    values = {
+        "vm": {"vm": {"type": "external_select", "selected_option": {"value": billing}}},
+        "host": {"host": {"type": "external_select", "selected_option": {"value": host}}},
+        "sr": {"sr": {"type": "external_select", "selected_option": None}},
+        "mode": {"mode": {"type": "radio_buttons", "selected_option": {"value": "live"}}},
+        "shutdown": {"shutdown": {"type": "radio_buttons", "selected_option": {"value": "clean"}}},
+        "at": {"at": {"type": "plain_text_input", "value": None}},
+    }
+    status, _ = bot.send(payload_body(view_submission(user_id="U1", view=updated, values=values)))
+    assert status == 200
+    req = bot.until(lambda: bot.core.store.get(1) and bot.request(1).message_ts and bot.request(1))
+    assert req.pool == "site-b" and "b-host1 → b-host2" in bot.text_of(1)
