@@ -252,7 +252,7 @@ def start(
         def lead() -> None:
             """What the pool's leader does (at once, unless replicas share the database)."""
             log.info("leading pool %s", run.name)
-            front.notifier.catch_up()
+            front.notifier.catch_up(run.name)
             run.start()
 
         return lead

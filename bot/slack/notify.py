@@ -287,13 +287,17 @@ class Notifier:
 
         self.outbox.put(OUTCOME, send, lane=self.post_lane(rid))
 
-    def catch_up(self) -> None:
-        """At start-up: post what a crash or a Slack outage kept from the threads, and bring
-        up to date each request message older than its request (an edit still queued at
-        the last stop, or lost in a crash)."""
+    def catch_up(self, pool: str) -> None:
+        """When this process starts to lead `pool`: post what a crash or a Slack outage kept
+        from its requests' threads, and bring up to date each request message older than
+        its request (an edit still queued at the last stop, or lost in a crash). Another
+        pool's requests are its leader's to catch up."""
         for req in self.store.unshown():
-            self.refresh(req.id)
+            if req.pool == pool:
+                self.refresh(req.id)
         for req in self.store.unannounced():
+            if req.pool != pool:
+                continue
             if req.batch_id is not None and req.state not in (State.FAILED, State.STUCK):
                 self.batch_news.show(req.batch_id)  # its row says it; a failure has a reply
                 continue
