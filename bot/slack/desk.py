@@ -291,7 +291,7 @@ class Desk:
 
     def _read_inventory(self) -> Inventory:
         """Every pool's VMs, hosts and SRs; with several pools each name shows its pool
-        (`vm01@site-a`), and a pool that does not answer is left out until it does."""
+        (`vm01 (…) · site-a`), and a pool that does not answer is left out until it does."""
         if not self.fleet.several:
             return next(iter(self.fleet.engines.values())).planner.inventory()
         parts: dict[str, Inventory] = {}
@@ -303,7 +303,7 @@ class Desk:
 
         def named(kind: str) -> tuple[Choice, ...]:
             return tuple(
-                Choice(f"{c.text}@{pool}", c.uuid)
+                Choice(f"{c.text} · {pool}", c.uuid)
                 for pool, part in parts.items()
                 for c in getattr(part, kind)
             )
