@@ -129,9 +129,11 @@ class PoolFinder:
             return complete[0]
         if len(complete) > 1:
             first = next(n for n in names if all(n in answered[p] for p in complete))
+            pool = complete[-1]
+            like = f"pool={pool}" if kind == "tag" else f"{first}@{pool} or pool={pool}"
             raise UserError(
                 f"{kind} {first} is in more than one pool ({_listed(complete)}): say which, "
-                f"like {first}@{complete[-1]} or pool={complete[-1]}."
+                f"like {like}."
             )
         if len(having) > 1:
             where = "; ".join(f"{p}: {', '.join(sorted(answered[p]))}" for p in having)

@@ -219,12 +219,11 @@ class Desk:
 
     def enable(self, host: str, user: str, reply: Reply) -> None:
         """`/migrate enable host1`: host.enable after an evacuation (approvers only)."""
-        pools = [p for p in self.fleet.names if self.access.in_pool(p).is_approver(user)]
-        if not pools:
-            log.info("%s may not enable %s", user, host)
+        pool, bare = self.fleet.finder.enable_pool(host, self.fleet.names)
+        if not self.access.in_pool(pool).is_approver(user):
+            log.info("%s may not enable %s in pool %s", user, bare, pool)
             reply(blocks.notice("Only approvers may re-enable a host.", "⛔"))
             return
-        pool, bare = self.fleet.finder.enable_pool(host, pools)
         reply(self._done(self.fleet.pool(pool).enable_host(bare, user), user))
 
     # -- the modal -----------------------------------------------------------------------

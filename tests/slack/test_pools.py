@@ -148,6 +148,15 @@ def test_one_request_moves_the_vms_of_one_pool(bot: Bot) -> None:
     assert bot.core.store.open_requests() == []
 
 
+def test_the_modal_finds_a_mistyped_name_by_the_name_not_its_pool(bot: Bot) -> None:
+    """An option reads `name (where) · pool`; a near miss of the name, in any case, still
+    finds it (the whole text is too long to be near), as "did you mean" would."""
+    view = open_modal(bot)
+    typed = block_suggestion(user_id="U1", action_id="vm", value="BILING01", view=view)
+    texts = [o["text"]["text"] for o in json.loads(bot.send(payload_body(typed))[1])["options"]]
+    assert texts == ["billing01 (running on b-host1) · site-b"]
+
+
 def test_the_modal_lists_every_pool_and_files_in_the_chosen_vms_pool(
     bot: Bot, site_b: Pool
 ) -> None:
@@ -174,3 +183,12 @@ def test_the_modal_lists_every_pool_and_files_in_the_chosen_vms_pool(
     assert status == 200
     req = bot.until(lambda: bot.core.store.get(1) and bot.request(1).message_ts and bot.request(1))
     assert req.pool == "site-b" and "b-host1 → b-host2" in bot.text_of(1)
+
+
+def test_enable_finds_the_hosts_pool_and_asks_its_approvers(bot: Bot, site_b: Pool) -> None:
+    host = site_b.ref("host", "b-host2")
+    site_b.x.host.disable(host)
+    assert "Only approvers" in answer(bot, "enable b-host2", user="ULEAD")  # site-a's only
+    assert site_b.x.host.get_enabled(host) is False
+    answer(bot, "enable b-host2", user="ULEAD2")
+    assert bot.until(lambda: site_b.x.host.get_enabled(host))
