@@ -57,16 +57,15 @@ class PoolFinder:
         kind, names = _subject(command)
         return self.holder(kind, names, allowed), command
 
-    def enable_pool(self, host: str, allowed: Sequence[str]) -> tuple[str, str]:
-        """`enable host1[@pool]`: the pool and the bare host name."""
+    def enable_pool(self, host: str) -> tuple[str, str]:
+        """`enable host1[@pool]`: the host's pool and its bare name (who may act there is
+        that pool's question)."""
         bare, named = self._split(host)
         if named is not None:
-            if named not in allowed:
-                raise UserError(f"You may not act in pool {named}.")
             return named, bare
-        if len(allowed) == 1:
-            return allowed[0], bare
-        return self.holder("host", [bare], allowed), bare
+        if len(self.planners) == 1:
+            return next(iter(self.planners)), bare
+        return self.holder("host", [bare], list(self.planners)), bare
 
     def within(self, pool: str, call: Callable[[], T]) -> T:
         """Run a preview in `pool`; a host or SR found only in another pool is a cross-pool

@@ -219,7 +219,7 @@ class Desk:
 
     def enable(self, host: str, user: str, reply: Reply) -> None:
         """`/migrate enable host1`: host.enable after an evacuation (approvers only)."""
-        pool, bare = self.fleet.finder.enable_pool(host, self.fleet.names)
+        pool, bare = self.fleet.finder.enable_pool(host)
         if not self.access.in_pool(pool).is_approver(user):
             log.info("%s may not enable %s in pool %s", user, bare, pool)
             reply(blocks.notice("Only approvers may re-enable a host.", "⛔"))
