@@ -1,4 +1,4 @@
-"""Every knob of the bot, read once from the environment or `.env` (names users type).
+"""Every knob of the bot, read once from the environment, `.env` or secret files (names users type).
 
 `Settings()` never connects anywhere; commands call `require()` for the settings
 they need, so `migrate-bot check` works with only the `XEN_*` settings and a missing
@@ -29,13 +29,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+import sqlalchemy as sa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import BotError
 
@@ -53,7 +66,60 @@ class SettingsError(BotError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 
+class _SecretFiles(SecretsSettingsSource):
+    """pydantic-settings' secrets source, whose faults are one line naming the variable: an
+    unreadable file would otherwise be a traceback wrapped in pydantic's own error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        try:
+            return super().get_field_value(field, field_name)
+        except OSError as error:
+            raise SettingsError(
+                f"{field_name.upper()}: cannot read {error.filename} ({error.strerror})"
+            ) from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{field_name.upper()}: its file is not UTF-8 text") from None
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return super().__call__()
+        except SourceError as error:  # wraps what get_field_value raised
+            if isinstance(error.__cause__, SettingsError):
+                raise error.__cause__ from None
+            raise
+
+
+def _secrets_dirs(*sources: PydanticBaseSettingsSource) -> list[Path]:
+    """The directories whose files are settings, the one that wins last: BOT_SECRETS_DIR (as
+    the sources in front of the files give it, else /run/secrets), then systemd's
+    $CREDENTIALS_DIRECTORY. One that does not exist is skipped: the same image runs with
+    and without secrets mounted."""
+    chosen: object = Settings.model_fields["bot_secrets_dir"].default
+    for source in sources:  # highest priority first: init keywords, environment, .env
+        given = getattr(source, "init_kwargs", {}) | dict(getattr(source, "env_vars", {}))
+        if given.get("bot_secrets_dir") is not None:
+            chosen = given["bot_secrets_dir"]
+            break
+    dirs = []
+    for name, value in (
+        ("BOT_SECRETS_DIR", str(chosen)),
+        ("CREDENTIALS_DIRECTORY", os.environ.get("CREDENTIALS_DIRECTORY", "")),
+    ):
+        path = Path(value)
+        if not value or not path.exists():
+            continue
+        if not path.is_dir():
+            raise SettingsError(f"{name}: {value} is not a directory")
+        dirs.append(path)
+    return dirs
+
+
 class Settings(BaseSettings):
+    """Each setting comes from the first of: the environment, `.env`, a file named after it
+    (any case, trailing newline stripped) in $CREDENTIALS_DIRECTORY (systemd's
+    `LoadCredential=`) or BOT_SECRETS_DIR (Docker and Kubernetes secrets), its default. So
+    an orchestrator's secret files need no shell glue, and a variable still overrides."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     slack_bot_token: SecretStr | None = None
@@ -72,6 +138,8 @@ class Settings(BaseSettings):
     bot_http_port: int = Field(3000, ge=0, le=65535)
     bot_metrics_port: int | None = Field(None, ge=0, le=65535)
     bot_database_url: str = "sqlite:///migrate-bot.db"
+    bot_database_password: SecretStr | None = None  # put into the URL: a file of its own
+    bot_secrets_dir: str = "/run/secrets"
     bot_pools_file: str | None = None
     bot_approvers: IdList = []
     bot_requesters: IdList = []
@@ -114,6 +182,40 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        dirs = _secrets_dirs(init_settings, env_settings, dotenv_settings)
+        files = _SecretFiles(settings_cls, secrets_dir=dirs or None)
+        return init_settings, env_settings, dotenv_settings, files
+
+    @model_validator(mode="after")
+    def _password_into_url(self) -> Settings:
+        """BOT_DATABASE_PASSWORD goes into BOT_DATABASE_URL, so the URL can sit in plain
+        configuration while the password comes from a secret file."""
+        if self.bot_database_password is None:
+            return self
+        try:
+            url = sa.make_url(self.bot_database_url)
+        except sa.exc.ArgumentError:
+            raise SettingsError("BOT_DATABASE_URL: not a database URL") from None
+        if url.get_backend_name() == "sqlite":
+            raise SettingsError("BOT_DATABASE_PASSWORD: a sqlite database takes no password")
+        if url.password is not None:
+            raise SettingsError(
+                "BOT_DATABASE_PASSWORD: BOT_DATABASE_URL holds a password already; "
+                "give it in one place"
+            )
+        password = self.bot_database_password.get_secret_value()
+        self.bot_database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self
+
     def require(self, *names: str) -> None:
         """Stop with one line naming the first of `names` (env spelling) that is unset."""
         for name in names:
@@ -126,7 +228,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret's value, so logging can redact them wherever they turn up."""
         fields = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
-        return [f.get_secret_value() for f in (*fields, self.xen_password) if f]
+        more = (self.xen_password, self.bot_database_password)
+        return [f.get_secret_value() for f in (*fields, *more) if f]
 
     @property
     def timezone(self) -> ZoneInfo:

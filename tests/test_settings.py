@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import warnings
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 
+from bot import logs
 from bot.settings import Settings, SettingsError, load_settings, pool_configs, require_approvers
 
 ALL = [
@@ -227,3 +234,177 @@ pools:
     with pytest.raises(SettingsError, match="pool b names none"):
         require_approvers(settings, pool_configs(settings))
     require_approvers(settings.model_copy(update={"bot_approvers": ["U2"]}), pool_configs(settings))
+
+
+# Secrets as orchestrators deliver them: files named after the variable.
+
+SECRETS = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "XEN_PASSWORD"]
+
+
+@pytest.fixture
+def files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty secrets directory as BOT_SECRETS_DIR; no systemd credentials."""
+    for name in ("BOT_SECRETS_DIR", "CREDENTIALS_DIRECTORY", "BOT_DATABASE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    monkeypatch.setenv("BOT_SECRETS_DIR", str(folder))
+    return folder
+
+
+def test_secrets_come_from_files_named_after_the_variable(files: Path) -> None:
+    """Docker and Kubernetes secrets: one file per variable, in upper or lower case, its
+    trailing newline stripped; the values are secrets (hidden, and handed to log redaction)."""
+    for name in SECRETS:
+        (files / (name if name.startswith("SLACK") else name.lower())).write_text(f"{name}-v\n")
+    settings = load_settings()
+    for name in SECRETS:
+        assert getattr(settings, name.lower()).get_secret_value() == f"{name}-v"
+    assert sorted(settings.secret_values()) == sorted(f"{name}-v" for name in SECRETS)
+    assert "XEN_PASSWORD-v" not in repr(settings)
+    settings.require(*SECRETS)
+
+
+def test_systemd_credentials_are_read_and_win_over_the_secrets_dir(
+    files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """LoadCredential= puts files in $CREDENTIALS_DIRECTORY: read, and preferred to a file
+    of the same name in BOT_SECRETS_DIR (the unit's own credential is the more specific)."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "XEN_PASSWORD").write_text("from-systemd")
+    (files / "XEN_PASSWORD").write_text("from-dir")
+    (files / "SLACK_BOT_TOKEN").write_text("xoxb-dir")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    settings = load_settings()
+    assert settings.xen_password.get_secret_value() == "from-systemd"  # type: ignore[union-attr]
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-dir"  # type: ignore[union-attr]
+
+
+def test_an_environment_variable_wins_over_a_file(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set both ways, the variable wins (pydantic-settings' order): an override needs no
+    edit of the mounted secret; a file alone fills what the environment leaves out."""
+    (files / "XEN_PASSWORD").write_text("from-file")
+    (files / "SLACK_BOT_TOKEN").write_text("xoxb-file")
+    monkeypatch.setenv("XEN_PASSWORD", "from-env")
+    settings = load_settings()
+    assert settings.xen_password.get_secret_value() == "from-env"  # type: ignore[union-attr]
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-file"  # type: ignore[union-attr]
+
+
+def test_any_setting_may_come_from_a_file(files: Path) -> None:
+    """Not only secrets: a file BOT_HTTP_PORT is read and validated as the variable is."""
+    (files / "BOT_HTTP_PORT").write_text("3100\n")
+    assert load_settings().bot_http_port == 3100
+    (files / "BOT_HTTP_PORT").write_text("eighty")
+    with pytest.raises(SettingsError, match=r"^BOT_HTTP_PORT: "):
+        load_settings()
+
+
+def test_missing_secrets_directories_are_fine(
+    files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No directory mounted (the default /run/secrets on a plain host, an unset or gone
+    $CREDENTIALS_DIRECTORY): nothing read, no warning, the settings load."""
+    monkeypatch.setenv("BOT_SECRETS_DIR", str(tmp_path / "not-there"))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "gone"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings = load_settings()
+    assert settings.slack_bot_token is None
+    monkeypatch.setenv("BOT_SECRETS_DIR", "")  # empty: no directory at all
+    assert load_settings().bot_secrets_dir == ""
+
+
+def test_the_secrets_dir_may_be_set_in_dot_env(
+    files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """BOT_SECRETS_DIR is a setting like the others: `.env` may name it too."""
+    monkeypatch.delenv("BOT_SECRETS_DIR")
+    (files / "SLACK_APP_TOKEN").write_text("xapp-1")
+    (tmp_path / ".env").write_text(f"BOT_SECRETS_DIR={files}\n")
+    assert load_settings().slack_app_token.get_secret_value() == "xapp-1"  # type: ignore[union-attr]
+
+
+def test_an_unreadable_secret_file_is_one_line_naming_the_variable(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the bot's user may not read (a compose bind mount owned by another uid):
+    one line with the variable, the path and why, no traceback."""
+    secret = files / "SLACK_BOT_TOKEN"
+    secret.write_text("xoxb-1")
+    secret.chmod(0)
+    if os.access(secret, os.R_OK):  # root reads anything: refuse the read as the kernel would
+        real = Path.read_text
+
+        def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+            if self == secret:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == f"SLACK_BOT_TOKEN: cannot read {secret} (Permission denied)"
+
+
+def test_a_secret_file_that_is_not_text_is_one_line(files: Path) -> None:
+    (files / "XEN_PASSWORD").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SettingsError, match=r"^XEN_PASSWORD: its file is not UTF-8 text$"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["BOT_SECRETS_DIR", "CREDENTIALS_DIRECTORY"])
+def test_a_secrets_dir_that_is_a_file_is_one_line(
+    files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    monkeypatch.setenv(name, str(plain))
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == f"{name}: {plain} is not a directory"
+
+
+def test_the_database_password_from_a_file_goes_into_the_url(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BOT_DATABASE_PASSWORD (a file, beside a URL without a password) completes the URL,
+    escaped for it; the password is a secret, redacted in logs as written and as encoded."""
+    password = "p@ss/w:rd%"
+    (files / "BOT_DATABASE_PASSWORD").write_text(password + "\n")
+    monkeypatch.setenv("BOT_DATABASE_URL", "postgresql+psycopg://migrate_bot@db:5432/migrate_bot")
+    settings = load_settings()
+    url = sa.make_url(settings.bot_database_url)
+    assert (url.username, url.password, url.host, url.database) == (
+        "migrate_bot",
+        password,
+        "db",
+        "migrate_bot",
+    )
+    assert password in settings.secret_values()
+    assert quote(password, safe="") in logs.url_secrets(settings.bot_database_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql+psycopg://u:inline@db/x",
+            "BOT_DATABASE_PASSWORD: BOT_DATABASE_URL holds a password already; "
+            "give it in one place",
+        ),
+        ("sqlite:///bot.db", "BOT_DATABASE_PASSWORD: a sqlite database takes no password"),
+        ("not a url", "BOT_DATABASE_URL: not a database URL"),
+    ],
+)
+def test_a_database_password_that_cannot_go_into_the_url_is_one_line(
+    files: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    (files / "BOT_DATABASE_PASSWORD").write_text("pw")
+    monkeypatch.setenv("BOT_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == said

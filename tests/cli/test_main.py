@@ -357,3 +357,60 @@ def test_check_config_logs_in_to_every_pool(
     assert result.returncode == 1
     assert "✗ XAPI (site-b): the pool refused its username / password" in result.stdout
     assert "wrong" not in result.stdout
+
+
+SECRET_NAMES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "XEN_PASSWORD")
+
+
+@pytest.mark.parametrize("directory", ["BOT_SECRETS_DIR", "CREDENTIALS_DIRECTORY"])
+def test_check_config_passes_with_the_secrets_in_files(
+    ready: dict[str, str], tmp_path: Path, directory: str
+) -> None:
+    """The secrets as Kubernetes or Docker (BOT_SECRETS_DIR) and systemd's LoadCredential=
+    (CREDENTIALS_DIRECTORY) deliver them, none in the environment: every check passes and
+    no secret is printed."""
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    env = {**ready, "SLACK_SIGNING_SECRET": "signing-secret-from-a-file"}
+    given = {name: env.pop(name) for name in SECRET_NAMES}
+    for name, value in given.items():
+        (folder / name).write_text(value + "\n")
+    db = tmp_path / "bot.db"
+    result = _cli(
+        "check-config",
+        env={**env, directory: str(folder), "BOT_DATABASE_URL": f"sqlite:///{db}"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ XAPI: pool" in result.stdout and "✓ Slack: bot @" in result.stdout
+    assert result.stdout.strip().endswith("ready")
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        assert given[name] not in result.stdout + result.stderr, name
+
+
+def test_check_config_takes_the_database_password_from_a_file(
+    ready: dict[str, str], postgres_url: str, tmp_path: Path
+) -> None:
+    """BOT_DATABASE_URL without a password, BOT_DATABASE_PASSWORD in a secret file: the bot
+    connects with it, and prints the URL with *** and the password nowhere."""
+    Store(postgres_url, ManualClock()).close()
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "BOT_DATABASE_PASSWORD").write_text(PASSWORD + "\n")
+    assert sa.make_url(postgres_url).password is None  # the URL as the ConfigMap holds it
+    env = {**ready, "BOT_DATABASE_URL": postgres_url, "BOT_SECRETS_DIR": str(folder)}
+    result = _cli("check-config", env=env)
+    assert result.returncode == 0, result.stdout
+    (line,) = _lines(result.stdout, "✓ database")
+    assert line.startswith("✓ database postgresql+psycopg://postgres:***@127.0.0.1:")
+    assert _no_password(result)
+
+
+def test_a_secret_file_it_cannot_read_is_one_line(ready: dict[str, str], tmp_path: Path) -> None:
+    """A secret file that does not decode: exit 2, one line naming the variable."""
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "XEN_PASSWORD").write_bytes(b"\xff\xfe")
+    env = {k: v for k, v in ready.items() if k != "XEN_PASSWORD"}
+    result = _cli("check-config", env={**env, "BOT_SECRETS_DIR": str(folder)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "migrate-bot: XEN_PASSWORD: its file is not UTF-8 text"

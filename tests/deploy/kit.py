@@ -5,7 +5,11 @@ The kit is checked statically: no Docker engine, cluster or Slack here.
 
 from __future__ import annotations
 
+import base64
+import re
+import shutil
 import socket
+import subprocess
 import typing
 from collections.abc import Callable
 from functools import cache
@@ -71,7 +75,25 @@ def dockerfile() -> list[tuple[str, str]]:
 # the kit uses, refusing anything else so a new feature there cannot be skipped silently.
 
 REPLICAS = DEPLOY / "kubernetes-replicas"
-KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches", "labels", "images"}
+KUSTOMIZATION_KEYS = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "secretGenerator",
+    "patches",
+    "labels",
+    "images",
+}
+GENERATOR_KEYS = {"name", "type", "behavior", "files"}
+# What an operator would have written for each secret file the kit generates from: a value
+# named after the file, with the newline `echo` leaves.
+Reader = Callable[[Path], bytes]
+
+
+def placeholder(path: Path) -> bytes:
+    return f"test-{path.name}\n".encode()
+
+
 # Strategic merge: lists merged item by item on this key; any other list is replaced.
 MERGE_KEYS = {
     "containers": "name",
@@ -120,14 +142,44 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
     return patch
 
 
-def kustomize(folder: Path) -> list[dict[str, Any]]:
-    """What `kubectl kustomize folder` renders, for the features the kit uses."""
+def generate_secrets(
+    folder: Path, generators: list[dict[str, Any]], objects: list[dict[str, Any]], read: Reader
+) -> None:
+    """kustomize's `secretGenerator` with `files` (the key is the file's name), creating a
+    Secret or merging keys into one a base generated. The generated name is left without
+    kustomize's content-hash suffix: the tests compare names with the suffix taken off."""
+    for generator in generators:
+        assert set(generator) <= GENERATOR_KEYS, set(generator) - GENERATOR_KEYS
+        data = {
+            Path(entry).name: base64.b64encode(read(folder / entry)).decode()
+            for entry in generator["files"]
+        }
+        name = generator["name"]
+        if generator.get("behavior", "create") == "merge":
+            (secret,) = [obj for obj in objects if object_id(obj) == ("Secret", name)]
+            secret["data"] = {**secret["data"], **data}
+            continue
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "type": generator.get("type", "Opaque"),
+            "data": data,
+        }
+        objects.append(secret)
+
+
+def kustomize(folder: Path, read: Reader = placeholder) -> list[dict[str, Any]]:
+    """What `kubectl kustomize folder` renders, for the features the kit uses, with the
+    secret files' contents from `read` (by default placeholders: the real files are the
+    operator's, git-ignored and absent here)."""
     kustomization = load(folder / "kustomization.yaml")
     assert set(kustomization) <= KUSTOMIZATION_KEYS, set(kustomization) - KUSTOMIZATION_KEYS
     objects: list[dict[str, Any]] = []
     for entry in kustomization.get("resources", []):
         path = (folder / entry).resolve()
-        objects += kustomize(path) if path.is_dir() else documents(path)
+        objects += kustomize(path, read) if path.is_dir() else documents(path)
+    generate_secrets(folder, kustomization.get("secretGenerator", []), objects, read)
     for entry in kustomization.get("patches", []):
         assert set(entry) == {"path"}, f"only patches from a file: {entry}"
         (patch,) = documents(folder / entry["path"])
@@ -154,6 +206,44 @@ def kustomize(folder: Path) -> list[dict[str, Any]]:
                     name = image.get("newName", name)
                     container["image"] = f"{name}:{image.get('newTag', tag)}"
     return objects
+
+
+def filled_kit(tmp: Path, read: Reader = placeholder) -> tuple[Path, Path]:
+    """deploy/kubernetes and kubernetes-replicas copied under `tmp` (siblings, as in the
+    repository) with the secret files the generators read written from `read`: what an
+    operator does before `kubectl apply -k`. Returns the two copies."""
+    copies = []
+    for folder in (K8S, REPLICAS):
+        target = tmp / folder.name
+        shutil.copytree(folder, target, ignore=shutil.ignore_patterns("secrets"))
+        for generator in load(folder / "kustomization.yaml").get("secretGenerator", []):
+            for entry in generator["files"]:
+                (target / entry).parent.mkdir(exist_ok=True)
+                (target / entry).write_bytes(read(Path(entry)))
+        copies.append(target)
+    return copies[0], copies[1]
+
+
+def kubectl_kustomize(folder: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """`kubectl kustomize folder`: the objects with the generated Secrets' hash suffixes
+    taken off (as `kustomize` above names them), and each generated name's full name."""
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    names = {
+        generator["name"]
+        for path in (folder, folder.parent / K8S.name)
+        for generator in load(path / "kustomization.yaml").get("secretGenerator", [])
+    }
+    hashed = {}
+    for name in names:
+        (full,) = set(re.findall(rf"\b{re.escape(name)}-[a-z0-9]{{10}}\b", result.stdout))
+        hashed[name] = full
+    text = result.stdout
+    for name, full in hashed.items():
+        text = text.replace(full, name)
+    return [doc for doc in yaml.safe_load_all(text) if doc], hashed
 
 
 # The Prometheus Operator's kinds, which kubernetes-validate does not bundle: the fields of

@@ -6,11 +6,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from tests.deploy.kit import BOT_PORT, DEPLOY, ROOT, dockerfile, load, setting_names
+from bot.settings import Settings
+from tests.deploy.kit import (
+    BOT_PORT,
+    DEPLOY,
+    ROOT,
+    dockerfile,
+    load,
+    secret_setting_names,
+    setting_names,
+)
 
 
 def test_compose_builds_the_dockerfile_with_env_file_volume_and_healthcheck() -> None:
@@ -54,6 +65,7 @@ def test_compose_postgres_runs_two_replicas_on_one_database() -> None:
         assert environment["BOT_MODE"] == "http", name
         url = environment["BOT_DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url, name
+        assert sa.make_url(url).password is None, f"{name}: the password is a secret file"
         urls.add(url)
         assert bot["restart"] in {"unless-stopped", "always"}, name
         assert bot["depends_on"]["postgres"]["condition"] == "service_healthy", name
@@ -83,11 +95,62 @@ def test_compose_postgres_runs_a_healthy_postgres_for_the_replicas() -> None:
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert postgres["restart"] == "unless-stopped"
     env = postgres["environment"]
+    assert "POSTGRES_PASSWORD" not in env
+    (password,) = postgres["secrets"]
+    assert env["POSTGRES_PASSWORD_FILE"] == f"/run/secrets/{password}"
     for bot in bot_services(compose).values():
-        url = bot["environment"]["BOT_DATABASE_URL"]
-        assert url.startswith(f"postgresql+psycopg://{env['POSTGRES_USER']}:")
-        assert url.endswith(f"/{env['POSTGRES_DB']}")
-        assert env["POSTGRES_PASSWORD"] in url
+        url = sa.make_url(bot["environment"]["BOT_DATABASE_URL"])
+        assert (url.username, url.database) == (env["POSTGRES_USER"], env["POSTGRES_DB"])
+        # The bots' BOT_DATABASE_PASSWORD is PostgreSQL's own password file.
+        assert {"source": password, "target": "BOT_DATABASE_PASSWORD"} in bot["secrets"]
+
+
+def mounted(service: dict[str, Any]) -> dict[str, str]:
+    """The service's secrets: the file name under /run/secrets -> the top-level secret."""
+    pairs = {}
+    for entry in service["secrets"]:
+        source = entry if isinstance(entry, str) else entry["source"]
+        target = entry if isinstance(entry, str) else entry.get("target", source)
+        pairs[target] = source
+    return pairs
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "compose.postgres.yml"])
+def test_compose_hands_the_bots_their_secrets_as_files(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every secret setting a bot needs is a compose secret (a file in /run/secrets, the
+    default BOT_SECRETS_DIR) read from deploy/secrets/ (git-ignored), never an environment
+    variable; the bot reads them as compose mounts them."""
+    compose = load(DEPLOY / name)
+    for service_name, bot in bot_services(compose).items():
+        files = mounted(bot)
+        wanted = secret_setting_names() - (
+            set() if "postgres" in name else {"BOT_DATABASE_PASSWORD"}
+        )
+        assert set(files) == wanted, service_name
+        assert not set(bot.get("environment", {})) & secret_setting_names(), service_name
+        for source in files.values():
+            assert compose["secrets"][source]["file"] == f"secrets/{source}"
+        assert Settings.model_fields["bot_secrets_dir"].default == "/run/secrets"
+        run_secrets = tmp_path / service_name
+        run_secrets.mkdir()
+        for target, source in files.items():
+            (run_secrets / target).write_text(f"{source}-value\n")
+        for setting in setting_names() | {"CREDENTIALS_DIRECTORY"}:
+            monkeypatch.delenv(setting, raising=False)
+        for key, value in {
+            **bot.get("environment", {}),
+            "BOT_SECRETS_DIR": str(run_secrets),
+        }.items():
+            monkeypatch.setenv(key, str(value))
+        settings = Settings(_env_file=None)
+        settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "XEN_PASSWORD")
+        assert settings.xen_password.get_secret_value() == "XEN_PASSWORD-value"  # type: ignore[union-attr]
+        if "postgres" in name:
+            password = sa.make_url(settings.bot_database_url).password
+            assert password == "POSTGRES_PASSWORD-value"
+    assert "secrets/" in (DEPLOY / ".gitignore").read_text(encoding="utf-8").splitlines()
 
 
 def test_compose_files_match_the_compose_spec() -> None:

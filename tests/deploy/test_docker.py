@@ -110,6 +110,8 @@ def test_dockerignore_sends_the_package_and_nothing_private() -> None:
         ".env",
         "migrate-bot.db",
         "deploy/migrate-bot.env",
+        "deploy/secrets/SLACK_BOT_TOKEN",
+        "deploy/kubernetes/secrets/XEN_PASSWORD",
         "bot/__pycache__/cli.cpython-311.pyc",
         "bot/.env",
         "handlers/migrate-bot.db",

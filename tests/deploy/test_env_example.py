@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -43,21 +44,34 @@ def test_env_example_is_plain_enough_for_systemd_and_compose() -> None:
         assert value == value.strip(), line
 
 
-def test_env_example_values_load_as_socket_mode_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The active lines, with only their placeholders, are valid settings for Socket Mode."""
-    for name in setting_names():
+def test_env_example_values_load_as_socket_mode_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The active lines, with the secrets as files in BOT_SECRETS_DIR, are valid settings
+    for Socket Mode. No secret is an active line (a variable would win over its file); each
+    has a commented-out placeholder saying it is a secret."""
+    for name in (*setting_names(), "CREDENTIALS_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
+    for name in secret_setting_names() - {"BOT_DATABASE_PASSWORD"}:  # PostgreSQL only
+        (tmp_path / name).write_text(f"{name}-from-a-file\n")
     active = {name.lower(): value for on, name, value in env_example() if on}
-    settings = Settings(_env_file=None, **active)
+    settings = Settings(_env_file=None, **active, bot_secrets_dir=str(tmp_path))
     assert settings.bot_mode == "socket"
     assert settings.bot_http_port == BOT_PORT
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "XEN_URL", "XEN_USERNAME")
     settings.require("XEN_PASSWORD", "BOT_APPROVERS")
-    secrets = {name for on, name, _ in env_example() if on} & secret_setting_names()
-    assert secrets == secret_setting_names(), "every secret needs a placeholder line"
-    for _, name, value in env_example():
-        if name in secret_setting_names():
-            assert "REPLACE-ME" in value, f"{name} must be a placeholder"
+    assert not {name for on, name, _ in env_example() if on} & secret_setting_names()
+    lines = (DEPLOY / "migrate-bot.env.example").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        match = ENV_LINE.match(line)
+        if match and match[2] in secret_setting_names():
+            assert "REPLACE-ME" in match[3], f"{match[2]} must be a placeholder"
+            comment = []
+            for before in reversed(lines[:index]):
+                if not before.startswith("# "):
+                    break
+                comment.insert(0, before)
+            assert any(c.startswith("# Secret") for c in comment), match[2]
 
 
 def test_env_example_defaults_are_the_real_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

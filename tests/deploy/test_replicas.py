@@ -5,20 +5,24 @@ schemas when `kubernetes-validate` is installed (each skipped with the reason ot
 
 from __future__ import annotations
 
+import base64
 import shutil
-import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import sqlalchemy as sa
 
+from bot.settings import Settings
 from tests.deploy.kit import (
     BOT_PORT,
     K8S,
     REPLICAS,
     documents,
+    filled_kit,
     k8s,
+    kubectl_kustomize,
     kustomize,
     load,
     object_id,
@@ -67,28 +71,27 @@ def test_overlay_builds_on_the_base_and_uses_each_of_its_files() -> None:
 
 
 def test_overlay_renders_the_objects_of_a_replicated_bot() -> None:
-    """The base's objects but the PVC, plus the database Secret and a PodDisruptionBudget."""
+    """The base's objects but the PVC, plus a PodDisruptionBudget (the database password
+    joins the base's Secret)."""
     base = {object_id(obj) for obj in kustomize(K8S)}
     ids = [object_id(obj) for obj in rendered()]
     assert len(ids) == len(set(ids))
     pvcs = {(kind, name) for kind, name in base if kind == "PersistentVolumeClaim"}
     assert pvcs and not pvcs & set(ids)
-    assert set(ids) - base == {
-        ("Secret", "migrate-bot-database"),
-        ("PodDisruptionBudget", "migrate-bot"),
-    }
+    assert set(ids) - base == {("PodDisruptionBudget", "migrate-bot")}
     assert base - set(ids) == pvcs
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")
-def test_python_render_matches_kubectl_kustomize() -> None:
-    """`kubectl kustomize` renders exactly what the tests check, offline."""
-    result = subprocess.run(
-        ["kubectl", "kustomize", str(REPLICAS)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    theirs = sorted(yaml.safe_load_all(result.stdout), key=object_id)
-    assert theirs == sorted(rendered(), key=object_id)
+def test_python_render_matches_kubectl_kustomize(tmp_path: Path) -> None:
+    """`kubectl kustomize`, once the operator wrote the secret files, renders exactly what
+    the tests check (the generated Secret's hash suffix aside), offline; the merged Secret
+    gets a name of its own, so adding the password rolls the pods."""
+    _, replicas = filled_kit(tmp_path)
+    theirs, hashed = kubectl_kustomize(replicas)
+    assert sorted(theirs, key=object_id) == sorted(rendered(), key=object_id)
+    _, base_hashed = kubectl_kustomize(tmp_path / K8S.name)
+    assert hashed["migrate-bot-secrets"] != base_hashed["migrate-bot-secrets"]
 
 
 def test_overlay_objects_validate_against_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,19 +144,43 @@ def test_overlay_has_no_volume_for_a_database_file() -> None:
     assert bot_container()["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_overlay_reads_the_database_url_from_a_secret() -> None:
-    """BOT_DATABASE_URL comes from a Secret key (required), is PostgreSQL, and has left the
-    ConfigMap."""
-    (env,) = [e for e in bot_container()["env"] if e["name"] == "BOT_DATABASE_URL"]
-    ref = env["valueFrom"]["secretKeyRef"]
-    assert not ref.get("optional", False)
-    secret = named("Secret", ref["name"])["stringData"]
+def test_overlay_takes_the_database_password_from_the_secret() -> None:
+    """The PostgreSQL URL, without a password, replaces the base's SQLite URL in the
+    ConfigMap; the password is one more key of the generated Secret (so one more file in
+    BOT_SECRETS_DIR); nothing comes from a Secret into the environment."""
+    config = named("ConfigMap", bot_container()["envFrom"][0]["configMapRef"]["name"])["data"]
+    url = sa.make_url(config["BOT_DATABASE_URL"])
+    assert url.drivername == "postgresql+psycopg" and url.password is None
+    assert "sqlite" in k8s("configmap.yaml")["data"]["BOT_DATABASE_URL"]  # the base keeps it
+    (volume,) = [v for v in deployment()["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    secret = named("Secret", volume["secret"]["secretName"])["data"]
     assert set(secret) <= setting_names()
-    url = secret[ref["key"]]
-    assert url.startswith("postgresql+psycopg://") and "REPLACE-ME" in url
-    config = named("ConfigMap", bot_container()["envFrom"][0]["configMapRef"]["name"])
-    assert "BOT_DATABASE_URL" not in config["data"]
-    assert "BOT_DATABASE_URL" in k8s("configmap.yaml")["data"]  # the SQLite base keeps it
+    assert "BOT_DATABASE_PASSWORD" in secret
+    assert set(the("Secret")["data"]) - {"BOT_DATABASE_PASSWORD"} == set(
+        named("Secret", "migrate-bot-secrets")["data"]
+    ) - {"BOT_DATABASE_PASSWORD"}
+    assert "env" not in bot_container() and len(bot_container()["envFrom"]) == 1
+
+
+def test_a_replica_connects_with_the_password_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Secret's keys as files, the ConfigMap as the environment: the URL the bot opens
+    is the ConfigMap's with the operator's password in it."""
+    config = the("ConfigMap")["data"]
+    mounted = tmp_path / "migrate-bot"
+    mounted.mkdir()
+    for key, value in the("Secret")["data"].items():
+        (mounted / key).write_bytes(base64.b64decode(value))
+    for name in setting_names() | {"CREDENTIALS_DIRECTORY"}:
+        monkeypatch.delenv(name, raising=False)
+    for key, value in {**config, "BOT_SECRETS_DIR": str(mounted)}.items():
+        monkeypatch.setenv(key, value)
+    url = sa.make_url(Settings(_env_file=None).bot_database_url)
+    assert url.password == "test-BOT_DATABASE_PASSWORD"
+    given = sa.make_url(config["BOT_DATABASE_URL"])
+    parts = ("drivername", "username", "host", "port", "database")
+    assert [getattr(url, part) for part in parts] == [getattr(given, part) for part in parts]
 
 
 def test_overlay_keeps_the_probes_and_the_service() -> None:

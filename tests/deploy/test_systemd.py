@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.kit import DEPLOY
+from bot.settings import Settings
+from tests.deploy.kit import DEPLOY, secret_setting_names, setting_names
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -64,6 +65,41 @@ def test_systemd_unit_runs_the_venv_script_with_hardening() -> None:
     for key, value in expected.items():
         assert unit.get(key, [None])[0] == value, key
     assert "@system-service" in unit["SystemCallFilter"]
+
+
+def credentials() -> dict[str, str]:
+    """The unit's LoadCredential= lines: credential id -> the file systemd reads."""
+    return dict(line.split(":", 1) for line in unit_directives()["LoadCredential"])
+
+
+def test_systemd_unit_hands_the_secrets_over_as_credentials() -> None:
+    """Each secret the single-pool bot on SQLite needs is a credential named after its
+    setting, read from /etc/migrate-bot/credentials/; the environment file is for the
+    rest (the example file keeps secrets out of it)."""
+    loaded = credentials()
+    assert set(loaded) == secret_setting_names() - {"BOT_DATABASE_PASSWORD"}
+    for name, path in loaded.items():
+        assert path == f"/etc/migrate-bot/credentials/{name}", name
+    unit = (DEPLOY / "migrate-bot.service").read_text(encoding="utf-8")
+    database = "BOT_DATABASE_PASSWORD:/etc/migrate-bot/credentials/BOT_DATABASE_PASSWORD"
+    assert f"# LoadCredential={database}" in unit  # for PostgreSQL, one uncomment away
+    assert not {key for key in unit_directives() if key in setting_names()}
+
+
+def test_the_bot_reads_systemds_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What systemd does at start: a private directory with a file per credential id, its
+    path in $CREDENTIALS_DIRECTORY. The bot finds every secret there (with no
+    BOT_SECRETS_DIR on the host)."""
+    for name in setting_names():
+        monkeypatch.delenv(name, raising=False)
+    for name in credentials():
+        (tmp_path / name).write_text(f"{name}-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    settings = Settings(_env_file=None, bot_secrets_dir=str(tmp_path / "no-run-secrets"))
+    for name in credentials():
+        assert getattr(settings, name.lower()).get_secret_value() == f"{name}-credential"
 
 
 def _unit_for_verify(tmp_path: Path) -> Path:
