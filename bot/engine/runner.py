@@ -139,6 +139,7 @@ class Runner(Part):
         intent = req.intent
         was_running, live = intent.was_running, intent.mode == "live"
         checked = self._check_before_first_step(req) if not self.store.steps(req.id) else None
+        idle = checked is not None  # the checklist has just found no operation on the VM
         goal = _goal(intent)
         started = req.started_at or self.clock.now()  # a resumed run keeps its start
 
@@ -156,7 +157,7 @@ class Runner(Part):
             return state.power_state == "Running" and state.host_uuid == goal.dest
 
         if live:
-            self._step(req, "migrate", migrate, placed)
+            self._step(req, "migrate", migrate, placed, idle=idle)
         else:
             if was_running:
                 hard = intent.shutdown == "hard"
@@ -165,6 +166,7 @@ class Runner(Part):
                     "shutdown",
                     lambda: self.xen.shutdown(req.vm_uuid, hard),
                     lambda state: state.power_state == "Halted",
+                    idle=idle,
                 )
             if self._has_step(req, "migrate") or not goal.disks_placed(self._state(req)):
                 self._step(req, "migrate", migrate, placed)
@@ -184,7 +186,7 @@ class Runner(Part):
         """The plan is re-read before anything is done: a VM that changed since its approval
         (started, stopped, moved) is not moved another way than approved; a checklist
         blocker stops the run too. The plan that passed."""
-        preview = self.planner.rebuild(req.intent)
+        preview = self.planner.rebuild(req.intent, recent=True)
         drift = preview.drift(req.intent)
         if drift:
             raise StepFailed("checklist", ["PLAN_CHANGED", drift])
@@ -216,15 +218,19 @@ class Runner(Part):
         name: str,
         issue: Callable[[], str],
         done: Callable[[VMState], bool],
+        *,
+        idle: bool = False,
     ) -> None:
         """Issue one XAPI step exactly once (or re-attach to it) and wait for its end.
 
         TOO_MANY_STORAGE_MIGRATES is xapi saying "not now": wait and issue a new attempt.
+        `idle`: the run's checklist has just found no operation on the VM (its busy check
+        blocks otherwise), so the first attempt does not ask the VM again.
         """
         silence = self._silence()
         while True:
             try:
-                return self._attempt(req, name, issue, done)
+                return self._attempt(req, name, issue, done, idle)
             except StepFailed as failure:
                 if failure.error[0] != "TOO_MANY_STORAGE_MIGRATES":
                     raise
@@ -234,6 +240,7 @@ class Runner(Part):
                 # Did the call reach xapi? The next attempt asks the VM, never guesses.
                 if not self._wait_for_master(req, silence, {"step": name}):
                     raise StepFailed(name, ["POOL_UNREACHABLE", str(error)]) from None
+            idle = False
 
     def _silence(self) -> _Silence:
         return _Silence(self.clock, lambda: self.xen.answered)
@@ -253,6 +260,7 @@ class Runner(Part):
         name: str,
         issue: Callable[[], str],
         done: Callable[[VMState], bool],
+        idle: bool,
     ) -> None:
         if self.shared.stopping.is_set():
             raise StepFailed(name, ["BOT_STOPPING"])
@@ -277,7 +285,8 @@ class Runner(Part):
         if last and last.state in ("issuing", "running") and (last.task_ref or adopted):
             step, task = last, last.task_ref or adopted or ""
         else:
-            self._wait_until_idle(req)
+            if not idle:
+                self._wait_until_idle(req)
             if not self.shared.fence():  # another replica may run the pool now: stop here
                 self.shared.stopping.set()
                 raise StepFailed(name, ["BOT_STOPPING"])

@@ -2,12 +2,14 @@
 
 `Planner.preview(command)` resolves names against the pool and runs every check;
 `Planner.rebuild(intent)` does the same from the UUIDs a request stored, with fresh facts,
-so an approval or a scheduled start re-checks what may have changed.
+so an approval or a scheduled start re-checks what may have changed (a run's re-check may
+take the pool's own facts from a read a few seconds old, for a pass only: see `rebuild`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from bot.errors import PoolUnreachable, UserError, XapiFailure, XapiUnavailable
 from bot.models import Intent, Inventory, Mode, Plan, PoolFacts, ShutdownKind, VMFacts
 from bot.planning.command import MigrateCommand
 from bot.planning.explain import explain, names_for
-from bot.planning.plan import make_plan
+from bot.planning.plan import NULL_REF, make_plan
 from bot.planning.preflight import checklist
 from bot.planning.preview import Preview
 from bot.planning.resolve import (
@@ -31,6 +33,7 @@ from bot.xen import facts, ops
 from bot.xen.connection import Xapi
 
 T = TypeVar("T")
+RECENT_POOL_SECONDS = 5.0  # how old a read of the pool a run's re-check may take a pass from
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,54 @@ class SharedRead(Generic[T]):
         return flight.result()
 
 
+class RecentRead(Generic[T]):
+    """The last read's answer while it is younger than `seconds` (counted from the read's
+    start), else a new read, shared by whoever asks while it is under way: moves of a
+    batch that start together read the pool once instead of once each."""
+
+    def __init__(self, read: Callable[[Any], T], seconds: float, now: Callable[[], float]) -> None:
+        self._read, self._seconds, self._now = read, seconds, now
+        self._lock = threading.Lock()
+        self._kept: tuple[float, T] | None = None
+        self._shared = SharedRead(self._timed)
+
+    def __call__(self, x: Any) -> T:
+        with self._lock:
+            kept = self._kept
+        if kept is not None and self._now() - kept[0] < self._seconds:
+            return kept[1]
+        return self._keep(*self._shared(x))
+
+    def fresh(self, x: Any) -> T:
+        """A read begun now (none under way will do), kept for the next callers."""
+        return self._keep(*self._timed(x))
+
+    def _timed(self, x: Any) -> tuple[float, T]:
+        started = self._now()
+        return started, self._read(x)
+
+    def _keep(self, started: float, value: T) -> T:
+        with self._lock:
+            if self._kept is None or self._kept[0] <= started:
+                self._kept = (started, value)
+        return value
+
+
 class Planner:
     def __init__(
-        self, xapi: Xapi, config: PlannerConfig, measured: Callable[[], float | None] = lambda: None
+        self,
+        xapi: Xapi,
+        config: PlannerConfig,
+        measured: Callable[[], float | None] = lambda: None,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`measured` gives the copy rate (MB/s) seen on earlier migrations, if any."""
+        """`measured` gives the copy rate (MB/s) seen on earlier migrations, if any; `now`
+        times how long a run's re-check may reuse a read of the pool."""
         self.xapi = xapi
         self.config = config
         self.measured = measured
         self._pool_read = SharedRead(facts.read_pool)
+        self._recent_pool = RecentRead(facts.read_pool, RECENT_POOL_SECONDS, now)
 
     def throughput(self) -> float:
         return self.measured() or self.config.throughput_mbps
@@ -108,13 +150,37 @@ class Planner:
         intent: Intent,
         mode: Mode | None = None,
         shutdown: ShutdownKind | None = None,
+        *,
+        recent: bool = False,
     ) -> Preview:
-        """The stored request against the pool as it is now (optionally another mode)."""
+        """The stored request against the pool as it is now (optionally another mode).
+
+        `recent` (a run's re-check as its move starts): the pool's own facts (hosts, SRs,
+        PBDs, networks) may come from a read of the last RECENT_POOL_SECONDS, so moves
+        starting together read them once; the VM, the destination's free memory (xapi's
+        count, which holds the moves under way) and xapi's own pre-check are read now, and
+        the latter re-checks what a few seconds can change among those facts (host enabled
+        and live, SRs and networks it reaches). Only a pass is taken from them: a blocker,
+        a drift or a host, SR or network they lack is judged again on a fresh read. A
+        request that copies disks always reads afresh (SR free space changes as copies run).
+        """
+        mode_, shutdown_ = mode or intent.mode, shutdown or intent.shutdown
+
+        def checked(x: Any, vm: VMFacts, pool: PoolFacts) -> Preview:
+            host, disk_srs = _placed(vm, pool, intent)
+            return self._checked(x, vm, pool, host, None, disk_srs, mode_, shutdown_)
 
         def gather(x: Any) -> Preview:
-            vm, pool, host, disk_srs = _stored(x, intent)
-            mode_, shutdown_ = mode or intent.mode, shutdown or intent.shutdown
-            return self._checked(x, vm, pool, host, None, disk_srs, mode_, shutdown_)
+            if not recent or _copies_disks(intent):
+                pool = facts.read_pool(x)
+                return checked(x, _vm_by_uuid(x, intent.vm_uuid), pool)
+            vm = _vm_by_uuid(x, intent.vm_uuid)
+            pool = self._recent_pool(x)
+            if _knows(pool, vm, intent):
+                preview = checked(x, vm, pool)
+                if not preview.blocked and preview.drift(intent) is None:
+                    return preview
+            return checked(x, vm, self._recent_pool.fresh(x))
 
         return self.call(gather)
 
@@ -227,6 +293,11 @@ def _stored(x: Any, intent: Intent) -> tuple[VMFacts, PoolFacts, str, dict[str, 
     (disks by their place in the VM: a moved disk is a new VDI)."""
     pool = facts.read_pool(x)
     vm = _vm_by_uuid(x, intent.vm_uuid)
+    return vm, pool, *_placed(vm, pool, intent)
+
+
+def _placed(vm: VMFacts, pool: PoolFacts, intent: Intent) -> tuple[str, dict[str, str]]:
+    """The destination's ref and each disk's SR ref in this read of the pool."""
     host = _by_uuid(pool.hosts, intent.dest_host_uuid, "host")
     by_uuid = {s.uuid: s.ref for s in pool.srs.values()}
     disk_srs = {
@@ -234,7 +305,26 @@ def _stored(x: Any, intent: Intent) -> tuple[VMFacts, PoolFacts, str, dict[str, 
         for d in vm.disks
         if intent.disk_srs.get(d.userdevice) in by_uuid
     }
-    return vm, pool, host, disk_srs
+    return host, disk_srs
+
+
+def _copies_disks(intent: Intent) -> bool:
+    """Whether a disk changes SR (not known for requests stored before `source_srs`)."""
+    return intent.source_srs is None or intent.disk_srs != intent.source_srs
+
+
+def _knows(pool: PoolFacts, vm: VMFacts, intent: Intent) -> bool:
+    """Whether this read of the pool has every host, SR and network the VM and the request
+    name: one it lacks may have come since, and is not to be judged as missing."""
+    hosts = {h.uuid for h in pool.hosts.values()}
+    srs = {s.uuid for s in pool.srs.values()}
+    return (
+        intent.dest_host_uuid in hosts
+        and all(ref in pool.hosts for ref in (vm.resident_on, vm.affinity) if ref != NULL_REF)
+        and all(d.sr_ref in pool.srs for d in vm.disks)
+        and set(intent.disk_srs.values()) <= srs
+        and all(n in pool.networks for n in vm.networks)
+    )
 
 
 def _vm_by_uuid(x: Any, uuid: str) -> VMFacts:
