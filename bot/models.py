@@ -301,6 +301,7 @@ class Choice:
 
     text: str
     uuid: str
+    name: str = ""  # the name alone, where `text` says more ("vm01 (running on host1)")
 
 
 @dataclass(frozen=True)

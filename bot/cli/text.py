@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.engine import events as ev
@@ -56,6 +57,11 @@ def batch_text(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def local_time(epoch: float, zone: tzinfo | None = None) -> str:
+    """`2026-11-26 02:00 CET`: a terminal's reader lives in its zone (Slack's each in their own)."""
+    return datetime.fromtimestamp(epoch, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def _check_line(check: Mapping[str, Any]) -> str:
     line = f"  {ICONS[check['severity']]} {check['title']}: {check['reason']}"
     if check["severity"] != "pass" and check["fix"]:
@@ -82,11 +88,13 @@ def _call(call: str) -> str:
     }[call]
 
 
-def event_line(event: ev.Event) -> str | None:
-    """One terminal line per engine event (progress is drawn separately)."""
+def event_line(event: ev.Event, zone: tzinfo | None = None) -> str | None:
+    """One terminal line per engine event (progress is drawn separately); times in `zone`,
+    the machine's own when None."""
     match event:
-        case ev.StateChanged(text=text):
-            return f"#{event.request_id} {text}"
+        case ev.StateChanged(text=text, window=window):
+            when = f": {local_time(window, zone)}" if window is not None else ""
+            return f"#{event.request_id} {text}{when}"
         case ev.StepStarted(text=text):
             return f"→ {text}"
         case ev.StepDone(step=step, seconds=seconds):

@@ -22,6 +22,9 @@ class StateChanged(Event):
     state: str
     actor: str
     text: str  # one line for the thread: "approved by @lead", "queued: 3 migrations running"
+    # The window a "scheduled for its window" line is about: a value, so each front writes
+    # it its own way (Slack: a date in each reader's zone; the terminal: local time).
+    window: float | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ class Part:
             req.id, to, actor=actor, action=action, details={"text": text}, **changes
         )
         if new is not None:
-            self._emit(ev.StateChanged(req.id, str(to), actor, text))
+            window = new.run_at if to == State.SCHEDULED else None
+            self._emit(ev.StateChanged(req.id, str(to), actor, text, window))
             if to in FINISHED and req.state not in FINISHED | {State.STUCK}:
                 self._untag(new)
         return new

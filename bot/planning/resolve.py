@@ -1,13 +1,14 @@
 """Names people type -> the objects they mean, or an error that helps them retype.
 
 Pure: the I/O layer hands in the candidates (from a by-name lookup, or all records after a
-miss), so "did you mean" and "which one?" are decided and worded in one tested place.
+miss), so "did you mean", the modal's search and "which one?" are decided and worded in
+one tested place.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from bot.errors import UserError
@@ -72,22 +73,58 @@ def join_or(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def did_you_mean(text: str, names: Sequence[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
-    """The names closest to `text`, ignoring case (so 'VM01' suggests 'vm01'), best first.
+Rank = tuple[int, float, str]
+# How a name answers what was typed, best first: people remember how a name starts, or a
+# piece of it (`mail` for mail01.example.com), before they mistype it.
+PREFIX, SUBSTRING, CLOSE = 0, 1, 2
 
-    Ties go alphabetically (difflib's own order is reversed), so 'vm0l' offers vm01 first.
-    """
+
+def ranker(text: str) -> Callable[[str], Rank | None]:
+    """How well each name answers `text`, ignoring case, as a sort key (lower is better):
+    a name that starts with it, then one that contains it, then one close to it (difflib's
+    similarity, best first); ties alphabetically. None: not close enough to offer."""
+    needle = text.lower()
+    matcher = difflib.SequenceMatcher(b=needle)  # analysed once for every name
+
+    def rank(name: str) -> Rank | None:
+        hay = name.lower()
+        if hay.startswith(needle):
+            return (PREFIX, 0.0, hay)
+        if needle in hay:
+            return (SUBSTRING, 0.0, hay)
+        matcher.set_seq1(hay)
+        if matcher.real_quick_ratio() < _CUTOFF or matcher.quick_ratio() < _CUTOFF:
+            return None
+        ratio = matcher.ratio()
+        return (CLOSE, -ratio, hay) if ratio >= _CUTOFF else None
+
+    return rank
+
+
+def ranked(text: str, items: Iterable[T], names: Callable[[T], Iterable[str]]) -> list[T]:
+    """The `items` some name of which answers `text`, best first (by their best name; equal
+    ones keep their order): the one ranking of "did you mean" and the modal's searches."""
+    rank = ranker(text)
+    scored: list[tuple[Rank, int, T]] = []
+    for position, item in enumerate(items):
+        ranks = [r for r in map(rank, names(item)) if r is not None]
+        if ranks:
+            scored.append((min(ranks), position, item))
+    scored.sort(key=lambda entry: entry[:2])
+    return [item for _rank, _position, item in scored]
+
+
+def did_you_mean(text: str, names: Sequence[str], limit: int = MAX_SUGGESTIONS) -> list[str]:
+    """The names `text` most likely means, best first (`ranker`); names that differ only in
+    case are offered once, so 'VM01' suggests 'vm01' and 'mail' mail01.example.com.
+    Nothing typed, nothing to suggest."""
+    if not text.strip():
+        return []
     by_lower: dict[str, str] = {}
     for name in names:
         if name:
             by_lower.setdefault(name.lower(), name)
-    matcher = difflib.SequenceMatcher(b=text.lower())
-    scored: list[tuple[float, str]] = []
-    for lower, name in by_lower.items():
-        matcher.set_seq1(lower)
-        if matcher.quick_ratio() >= _CUTOFF and matcher.ratio() >= _CUTOFF:
-            scored.append((-matcher.ratio(), name))
-    return [name for _score, name in sorted(scored)[:limit]]
+    return ranked(text, by_lower.values(), lambda name: (name,))[:limit]
 
 
 def resolve(

@@ -25,6 +25,7 @@ from bot.messages import OUT_OF_DATE, settled
 from bot.models import Choice, Inventory
 from bot.planning.command import BadCommand, BatchCommand, MigrateCommand, parse_request_id
 from bot.planning.planner import UserError
+from bot.planning.resolve import ranked
 from bot.planning.units import format_size
 from bot.planning.when import resolve_at
 from bot.slack import blocks
@@ -228,15 +229,15 @@ class Desk:
 
     # -- the modal -----------------------------------------------------------------------
     def suggest(self, kind: str, query: str) -> list[tuple[str, str]]:
-        """Options for the modal's searchable selects, from a cached inventory."""
+        """Options for the modal's searchable selects, from a cached inventory, ranked as
+        "did you mean" ranks: `mail` lists mail01.example.com before gmail-relay."""
         now = self.clock.now()
         if self._inventory is None or now - self._inventory[0] > INVENTORY_SECONDS:
             self._inventory = (now, self._read_inventory())
         inventory = self._inventory[1]
         choices = {"vm": inventory.vms, "host": inventory.hosts, "sr": inventory.srs}
-        needle = query.strip().lower()
-        found = [(c.text, c.uuid) for c in choices.get(kind, ()) if needle in c.text.lower()]
-        return found[:100]
+        found = ranked(query.strip(), choices.get(kind, ()), _searched)
+        return [(c.text, c.uuid) for c in found[:100]]
 
     def vm_chosen(self, view: dict[str, Any], vm_uuid: str, reply: Reply) -> None:
         """Rebuild the modal with one SR select per disk of the chosen VM."""
@@ -302,7 +303,7 @@ class Desk:
 
         def named(kind: str) -> tuple[Choice, ...]:
             return tuple(
-                Choice(f"{c.text} · {pool}", c.uuid)
+                Choice(f"{c.text} · {pool}", c.uuid, c.name or c.text)
                 for pool, part in parts.items()
                 for c in getattr(part, kind)
             )
@@ -338,6 +339,12 @@ class Desk:
                 except SlackApiError:
                     continue
         return links
+
+
+def _searched(choice: Choice) -> tuple[str, ...]:
+    """What a search matches: the text shown, and the name alone (a near miss of `vm01`
+    is near `vm01`, not `vm01 (running on host1) · site-a`)."""
+    return (choice.text, choice.name) if choice.name else (choice.text,)
 
 
 def _took(start: float, end: float | None) -> float | None:

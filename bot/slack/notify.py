@@ -167,8 +167,10 @@ class Notifier:
             case ev.StateChanged(state=State.RUNNING) if self._is_batch(rid):
                 self.batch_news.show(rid)
                 self.refresh(rid)
-            case ev.StateChanged(state=state, actor=actor, text=text):
+            case ev.StateChanged(state=state, actor=actor, text=text, window=window):
                 shown = with_people(text, [actor])
+                if window is not None:
+                    shown += f": {blocks.date_token(window)}"
                 if state in FINISHED and state not in _SILENT_STATES:
                     self.announce(rid, blocks.thread_line(shown, now), state)
                 elif state not in _SILENT_STATES:

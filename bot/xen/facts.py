@@ -484,7 +484,7 @@ def inventory(x: Any) -> Inventory:
     pool = read_pool(x)
     names = {h.ref: h.name for h in pool.hosts.values()}
     vms = [
-        Choice(f"{r['name_label']} ({where(vm_ref_of(ref, r), pool)})", r["uuid"])
+        Choice(f"{r['name_label']} ({where(vm_ref_of(ref, r), pool)})", r["uuid"], r["name_label"])
         for ref, r in x.VM.get_all_records().items()
         if _is_vm(r)
     ]

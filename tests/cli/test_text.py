@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.cli.text import batch_text
+from bot.cli.text import batch_text, event_line
+from bot.engine import events as ev
 
 VMS = [f"vm{n:02}" for n in range(1, 8)]
 
@@ -74,3 +76,13 @@ def test_a_host_with_nothing_on_it() -> None:
         "estimate 0 s with 3 at a time, 0 B to copy",
         "moves: none",
     ]
+
+
+def test_a_scheduled_line_gives_its_window_in_local_time() -> None:
+    """The engine hands the window as a value: the terminal writes it as local text (Slack
+    writes a date token of the same instant)."""
+    scheduled = ev.StateChanged(4, "scheduled", "U2", "scheduled for its window", 1_790_000_000)
+    assert event_line(scheduled, ZoneInfo("Asia/Jakarta")) == (
+        "#4 scheduled for its window: 2026-09-21 21:13 WIB"
+    )
+    assert event_line(ev.StateChanged(4, "queued", "U2", "queued")) == "#4 queued"

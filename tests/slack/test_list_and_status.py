@@ -21,7 +21,7 @@ def test_list_links_ids_and_caps_finished_at_ten():
     first, second = (b["text"]["text"] for b in message["blocks"])
     assert first.splitlines()[1] == (
         "<https://x.slack.com/p1|#42> *vm01* · host1 → host3 · awaiting approval · window "
-        "<!date^0^{date_short_pretty} {time}|1970-01-01T00:00:00Z>"
+        "<!date^0^{date_short_pretty} {time}|1970-01-01 00:00 UTC>"
     )
     assert first.startswith("*Open requests*") and second.startswith("*Last finished*")
     assert len(second.splitlines()) == 11

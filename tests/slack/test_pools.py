@@ -150,11 +150,15 @@ def test_one_request_moves_the_vms_of_one_pool(bot: Bot) -> None:
 
 def test_the_modal_finds_a_mistyped_name_by_the_name_not_its_pool(bot: Bot) -> None:
     """An option reads `name (where) · pool`; a near miss of the name, in any case, still
-    finds it (the whole text is too long to be near), as "did you mean" would."""
+    finds it (the whole text is too long to be near), the nearest first, as "did you mean"
+    ranks."""
     view = open_modal(bot)
     typed = block_suggestion(user_id="U1", action_id="vm", value="BILING01", view=view)
     texts = [o["text"]["text"] for o in json.loads(bot.send(payload_body(typed))[1])["options"]]
-    assert texts == ["billing01 (running on b-host1) · site-b"]
+    assert texts == [
+        "billing01 (running on b-host1) · site-b",
+        "build01 (running on host2) · site-a",
+    ]
 
 
 def test_the_modal_lists_every_pool_and_files_in_the_chosen_vms_pool(

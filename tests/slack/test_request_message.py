@@ -53,12 +53,13 @@ def test_status_line_names_state_requester_approvers_and_parent():
 def test_window_line_is_a_date_token():
     """A request with at= shows its window as a Slack date token."""
     texts = mrkdwn_texts(request_message(card(run_at=1_790_000_000)))
-    assert "🕑 window: <!date^1790000000^{date_short_pretty} {time}|2026-09-21T14:13:20Z>" in texts
+    assert "🕑 window: <!date^1790000000^{date_short_pretty} {time}|2026-09-21 14:13 UTC>" in texts
 
 
 def test_date_token_format():
-    """Times are `<!date^epoch^{date_short_pretty} {time}|ISO UTC>`, whole seconds."""
-    assert date_token(0) == "<!date^0^{date_short_pretty} {time}|1970-01-01T00:00:00Z>"
+    """Times are `<!date^epoch^{date_short_pretty} {time}|readable UTC>`, whole seconds:
+    each reader sees their own zone; a notification shows UTC as a person writes it."""
+    assert date_token(0) == "<!date^0^{date_short_pretty} {time}|1970-01-01 00:00 UTC>"
     assert date_token(1_790_000_000.9).startswith("<!date^1790000000^")
 
 

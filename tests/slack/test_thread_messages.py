@@ -18,7 +18,7 @@ def test_thread_line_appends_the_date():
                 {
                     "type": "mrkdwn",
                     "text": "👍 approved by <@U2> · "
-                    "<!date^0^{date_short_pretty} {time}|1970-01-01T00:00:00Z>",
+                    "<!date^0^{date_short_pretty} {time}|1970-01-01 00:00 UTC>",
                 }
             ],
         }

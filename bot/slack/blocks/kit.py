@@ -86,9 +86,10 @@ def mention(user_id: str) -> str:
 
 
 def date_token(epoch: float) -> str:
-    """A Slack date token: each reader sees the time in their own zone; UTC as fallback."""
+    """A Slack date token: each reader sees the time in their own zone. The fallback, for
+    notifications and clients that cannot render it, reads as a person writes UTC."""
     seconds = int(epoch // 1)
-    fallback = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fallback = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{seconds}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
