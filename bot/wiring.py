@@ -38,7 +38,7 @@ from bot.web import WebServer, metrics_app, wsgi_app
 from bot.xen.connection import Xapi, XenConfig
 from bot.xen.gateway import Xen
 from bot.xen.watch import TaskWatcher
-from handlers import actions, commands, modal
+from handlers import actions, commands, home, modal
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def start(
     core = build_core(settings, clock, watch_pause)
     configs = [run.config for run in core.pools.values()]
     front = build_front(settings, core.fleet, configs, core.store, outbox)
-    for handlers in (commands, actions, modal):
+    for handlers in (commands, actions, modal, home):
         handlers.register(front.app, front.desk)
     watchers = {name: (lambda run=run: run.watcher.connected) for name, run in core.pools.items()}
     socket: SocketModeHandler | None = None

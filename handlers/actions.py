@@ -1,4 +1,5 @@
-"""Button presses on request messages and their threads: ack, then the desk decides.
+"""Button presses on request messages, their threads and the Home tab: ack, then the desk
+decides.
 
 The button's value carries only the request id and the message's revision; who pressed
 is read from Slack's signed payload, never from the value.
@@ -12,7 +13,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.slack.actions import Action
 from bot.slack.desk import Desk
-from handlers.replies import ephemeral
+from handlers.replies import to_presser
 
 
 def register(app: App, desk: Desk) -> None:
@@ -23,7 +24,7 @@ def register(app: App, desk: Desk) -> None:
             Action(action["action_id"]),  # registered for Action values only
             str(action.get("value", "")),
             body["user"]["id"],
-            reply=ephemeral(respond),
+            reply=to_presser(body, respond, desk.home),
         )
 
     for action_id in Action:

@@ -1,12 +1,14 @@
 """The "Migrate VM" modal: searchable selects, the form for what is to move, the VM's
-disks, and its submission.
+disks, and its submission; the "Migrate a VM" shortcut opens it from anywhere.
 
 Submitting files the same request as the command; its answers go to the person as an
-ephemeral message in the channel where `/migrate` was typed.
+ephemeral message in the channel where `/migrate` was typed, or the one the shortcut's
+form chose.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +20,23 @@ from bot.planning.command import BadCommand
 from bot.slack import blocks
 from bot.slack.blocks.modal import SEARCHES
 from bot.slack.desk import Desk, Reply
-from bot.slack.modal_form import channel_of, command_from, error_block
+from bot.slack.modal_form import asks_channel, channel_of, command_from, error_block
+
+log = logging.getLogger(__name__)
 
 
 def register(app: App, desk: Desk) -> None:
+    @app.shortcut(blocks.SHORTCUT_ID)
+    def shortcut(ack: Ack, shortcut: dict[str, Any], client: WebClient) -> None:
+        """No channel comes with a global shortcut: the form asks, the last one chosen."""
+        ack()
+        user = shortcut["user"]["id"]
+        form = blocks.migrate_modal(desk.last_channel(user) or "", ask_channel=True)
+        try:
+            client.views_open(trigger_id=shortcut["trigger_id"], view=form)
+        except SlackApiError as error:  # no response_url, no channel: nowhere to answer
+            log.warning("the shortcut's form did not open: %s", error.response.get("error"))
+
     for action_id, kind in SEARCHES.items():
         app.options(action_id)(searcher(desk, kind))
 
@@ -50,7 +65,11 @@ def register(app: App, desk: Desk) -> None:
         if isinstance(command, BadCommand):
             ack(response_action="errors", errors={error_block(values): command.reason})
             return
-        if refused := desk.channel_refusal(channel):  # the channel the form was opened from
+        if asks_channel(view):  # the channel chosen in the form
+            if refused := desk.picked_channel_refusal(channel):
+                ack(response_action="errors", errors={"channel": refused})
+                return
+        elif refused := desk.channel_refusal(channel):  # the channel the form was opened from
             ack(response_action="errors", errors={error_block(values): refused})
             return
         ack()
@@ -73,7 +92,7 @@ def switch_form(client: WebClient, view: dict[str, Any], what: str, reply: Reply
     """Rebuild the modal for what is to move; `reply` hears only what goes wrong (the
     desk's rule). Against the view's hash: a form changed since the choice is left alone,
     the newer change wins."""
-    form = blocks.migrate_modal(channel_of(view), what=what)
+    form = blocks.migrate_modal(channel_of(view), what=what, ask_channel=asks_channel(view))
     try:
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
     except SlackApiError as error:

@@ -1,4 +1,5 @@
-"""How a handler answers the person who typed or pressed: ephemeral, through `respond`."""
+"""How a handler answers the person who typed or pressed: ephemeral, through `respond`;
+on the Home tab, which has no response_url, on that person's tab."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from slack_bolt import Respond
 
 from bot.slack.desk import Reply
+from bot.slack.home import Home
 
 
 def ephemeral(respond: Respond) -> Reply:
@@ -16,3 +18,12 @@ def ephemeral(respond: Respond) -> Reply:
         respond(response_type="ephemeral", replace_original=False, **message)
 
     return reply
+
+
+def to_presser(body: dict[str, Any], respond: Respond, home: Home) -> Reply:
+    """A press on a message answers through its response_url; one on the Home tab, on top
+    of that person's Home tab, published again."""
+    view = body.get("view")
+    if isinstance(view, dict) and view.get("type") == "home":
+        return home.replier(body["user"]["id"])
+    return ephemeral(respond)

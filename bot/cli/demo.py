@@ -305,6 +305,17 @@ def evacuate(stage: Stage) -> None:
     stage.hears(BOB, key, "host1 re-enabled")
 
 
+def home_tab(stage: Stage, person: str) -> None:
+    """The person opens the bot's Home tab in Slack; it shows what they see there."""
+    stage.people.open_home(person)
+    shown = stage.until(
+        lambda: stage.slack.home_transcript(person, {LEADS: "leads"}),
+        f"{PEOPLE[person]}'s Home tab",
+    )
+    stage.say(f"\n══ the Home tab, as {PEOPLE[person]} opens it " + "═" * 36)
+    stage.say(shown.rstrip())
+
+
 PLAY: dict[str, Callable[[Stage], None]] = {
     "typo": typo,
     "offline": offline,
@@ -369,6 +380,11 @@ def run(
             failure = f"{name}: {error}"
         stage.say("\n══ #ops as people read it " + "═" * 44)
         stage.say(slack.transcript(CHANNEL, {LEADS: "leads"}))
+        if failure is None:
+            try:
+                home_tab(stage, BOB)
+            except DemoFailed as error:
+                failure = f"home tab: {error}"
         if html is not None:
             write_html(slack, html)
             stage.say(f"\nwrote {html}")

@@ -1,4 +1,5 @@
-"""The Slack front, built once: Web API client, access rules, notifier, desk, bolt app.
+"""The Slack front, built once: Web API client, access rules, notifier, Home tab, desk,
+bolt app.
 
 `build_front` makes the parts; the composition root (`bot.wiring`) registers the handlers
 on its app. Nothing connects at import time.
@@ -21,6 +22,7 @@ from bot.metrics import CountingRateLimitHandler, CountingWebClient, SlackStats
 from bot.settings import PoolConfig, Settings, require_approvers
 from bot.slack.access import Access, PoolRules
 from bot.slack.desk import Desk
+from bot.slack.home import Home
 from bot.slack.notify import Notifier
 from bot.slack.outbox import Outbox
 from bot.store.store import Store
@@ -90,6 +92,8 @@ def build_front(
         show_pool=fleet.several,
     )
     fleet.subscribe(notifier)
+    home = Home(client, store, access, notifier.card, outbox, clock, settings.bot_require_approval)
+    fleet.subscribe(home)
     desk = Desk(
         fleet,
         store,
@@ -98,6 +102,7 @@ def build_front(
         clock,
         settings.timezone,
         settings.bot_require_approval,
+        home,
     )
     secret = settings.slack_signing_secret
     app = App(

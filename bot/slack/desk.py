@@ -32,7 +32,8 @@ from bot.slack import blocks
 from bot.slack.access import Access
 from bot.slack.actions import FIXES, Action
 from bot.slack.from_store import with_people
-from bot.slack.modal_form import channel_of
+from bot.slack.home import Home
+from bot.slack.modal_form import asks_channel, channel_of
 from bot.slack.notify import Notifier
 from bot.slack.outbox import OUTCOME
 from bot.states import State
@@ -44,6 +45,11 @@ INVENTORY_SECONDS = 60.0  # the modal's VM list may be a minute old; a miss says
 Reply = Callable[[dict[str, Any]], None]
 INVITE = "Invite the bot to a channel first (/invite @migrate-bot), then /migrate there."
 NOT_ENABLED = "/migrate is not enabled in this channel."
+CHOOSE_CHANNEL = "Choose the channel to post the request in."
+NOT_THERE = (
+    "migrate-bot does not take requests in that channel; choose the channel your team "
+    "files migrations in."
+)
 # A checklist press -> what the engine's revise() applies: a Fix value, or "recheck".
 REVISIONS: dict[Action, str] = {a: fix.value for a, fix in FIXES.items()} | {
     Action.RECHECK: "recheck"
@@ -68,6 +74,7 @@ class Desk:
         clock: Clock,
         timezone: ZoneInfo,
         require_approval: bool,
+        home: Home,
         workers: int = 20,
     ) -> None:
         self.fleet = fleet
@@ -77,6 +84,7 @@ class Desk:
         self.clock = clock
         self.timezone = timezone
         self.require_approval = require_approval
+        self.home = home
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="desk")
         self._inventory: tuple[float, Inventory] | None = None
 
@@ -108,6 +116,18 @@ class Desk:
         if not self.access.channel_enabled(channel):
             return NOT_ENABLED
         return None
+
+    def picked_channel_refusal(self, channel: str) -> str | None:
+        """Why the channel chosen in the shortcut's form may not take the request, or None."""
+        if not channel:
+            return CHOOSE_CHANNEL
+        return NOT_THERE if self.channel_refusal(channel) else None
+
+    def last_channel(self, user: str) -> str | None:
+        """Where `user` filed last, if requests may still be filed there: the shortcut's
+        form offers it first."""
+        channel = self.store.last_channel(user)
+        return channel if channel and not self.channel_refusal(channel) else None
 
     def file(
         self, command: MigrateCommand | BatchCommand, user: str, channel: str, reply: Reply
@@ -148,6 +168,7 @@ class Desk:
             reply(blocks.dry_run_message(draft))
             return
         req = submit()
+        self.home.changed()
         try:
             self.notifier.post_request(req)
         except SlackApiError as error:
@@ -208,6 +229,7 @@ class Desk:
         elif action in FILE_AGAIN:
             file_again = engine.retry_offline if action == Action.RETRY_OFFLINE else engine.refile
             self.notifier.post_request(file_again(req.id, user))
+            self.home.changed()
         elif action == Action.REENABLE_HOST:
             reply(self._done(engine.reenable_host(req.id, user), user))
         elif action == Action.RESTART_TOOLSTACK:
@@ -254,7 +276,11 @@ class Desk:
         ]
         srs = [{"text": s.name, "value": s.uuid} for s in pool.srs.values()]
         form = blocks.migrate_modal(
-            channel_of(view), {"text": vm.name, "value": vm.uuid}, disks, srs
+            channel_of(view),
+            {"text": vm.name, "value": vm.uuid},
+            disks,
+            srs,
+            ask_channel=asks_channel(view),
         )
         self.notifier.client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
 

@@ -23,11 +23,38 @@ from bot.slack.blocks.modal import EVACUATE, FIRST_FIELD, ONE, SEVERAL
 
 
 def channel_of(view: dict[str, Any]) -> str:
-    """The channel where `/migrate` was typed (kept in the modal's private_metadata)."""
+    """The channel the request goes to: where `/migrate` was typed (kept in the modal's
+    private_metadata), or the one chosen in a form that asks (the shortcut's)."""
+    if not asks_channel(view):
+        return str(_metadata(view).get("channel", ""))
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    if isinstance(values, dict) and "channel" in values:  # as the person left it
+        return _conversation(_element(values, "channel").get("selected_conversation"))
+    block = next((b for b in view.get("blocks") or [] if _block_id(b) == "channel"), {})
+    element = block.get("element")
+    return _conversation(element.get("initial_conversation") if isinstance(element, dict) else "")
+
+
+def asks_channel(view: dict[str, Any]) -> bool:
+    """The form asks where to post (opened by the shortcut, which has no channel)."""
+    return _metadata(view).get("ask_channel") is True
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     try:
-        return str(json.loads(view.get("private_metadata") or "{}").get("channel", ""))
+        found = json.loads(view.get("private_metadata") or "{}")
     except (ValueError, AttributeError):
-        return ""
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _block_id(block: object) -> object:
+    return block.get("block_id") if isinstance(block, dict) else None
+
+
+def _conversation(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def command_from(values: object) -> MigrateCommand | BatchCommand | BadCommand:

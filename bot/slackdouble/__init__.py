@@ -7,13 +7,18 @@ enforces and what it simplifies.
 """
 
 from bot.slackdouble.payloads import (
+    app_home_opened,
     block_actions,
     block_suggestion,
+    event_callback,
     form_body,
+    global_shortcut,
+    json_body,
     payload_body,
     post,
     signed_headers,
     slash_command,
+    view_actions,
     view_submission,
 )
 from bot.slackdouble.socket import Envelope, SocketModeServer
@@ -32,13 +37,18 @@ __all__ = [
     "Revision",
     "SlackDouble",
     "SocketModeServer",
+    "app_home_opened",
     "block_actions",
     "block_suggestion",
+    "event_callback",
     "form_body",
+    "global_shortcut",
+    "json_body",
     "payload_body",
     "post",
     "render",
     "signed_headers",
     "slash_command",
+    "view_actions",
     "view_submission",
 ]

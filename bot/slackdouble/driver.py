@@ -1,9 +1,11 @@
-"""The people in the workspace: they type `/migrate` and press buttons, as Slack relays them.
+"""The people in the workspace: they type `/migrate`, press buttons, open the app's Home
+tab and choose its shortcut, as Slack relays them.
 
-Everything goes to the app's events URL as Slack sends it: form-encoded, signed with the
-signing secret, with a `response_url` on the double, so answers land where tests and the
-demo can read them. A press is made on a message as it was shown (its blocks), so a
-press on an outdated copy is exactly what a person with a stale screen would send.
+Everything goes to the app's events URL as Slack sends it: form-encoded (JSON for Events
+API callbacks), signed with the signing secret, with a `response_url` on the double, so
+answers land where tests and the demo can read them. A press is made on a message or a
+view as it was shown (its blocks), so a press on an outdated copy is exactly what a
+person with a stale screen would send.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.slackdouble.payloads import (
+    JSON_TYPE,
+    app_home_opened,
     block_actions,
     form_body,
+    global_shortcut,
+    json_body,
     payload_body,
     post,
     signed_headers,
     slash_command,
+    view_actions,
 )
 from bot.slackdouble.state import Message
 from bot.slackdouble.webapi import SlackDouble
@@ -53,9 +60,7 @@ class Driver:
             response_url=self.slack.response_url(key),
             trigger_id=self.slack.trigger_id(),
         )
-        status, body = self.send(form_body(fields))
-        if status != 200:
-            raise RuntimeError(f"the app answered HTTP {status}: {body[:200]!r}")
+        body = self._deliver(form_body(fields))
         return Typed(json.loads(body) if body else {}, key)
 
     def press(
@@ -73,16 +78,46 @@ class Driver:
             message=shown,
             value=value,
         )
-        status, body = self.send(payload_body(payload))
-        if status != 200:
-            raise RuntimeError(f"the app answered HTTP {status}: {body[:200]!r}")
+        self._deliver(payload_body(payload))
         return key
+
+    def open_home(self, user: str) -> None:
+        """Open the app's Home tab: Slack tells the app (`app_home_opened`)."""
+        body = json_body(app_home_opened(user_id=user))
+        self._deliver(body, signed_headers(self.secret, body, None, JSON_TYPE))
+
+    def press_view(
+        self, view: dict[str, Any], action: str, user: str, block_id: str | None = None
+    ) -> None:
+        """Press a button of a view as shown (the Home tab: in the block `block_id`)."""
+        payload = view_actions(
+            user_id=user,
+            view=view,
+            action_id=action,
+            block_id=block_id,
+            trigger_id=self.slack.trigger_id(view_id=view.get("id")),
+        )
+        self._deliver(payload_body(payload))
+
+    def shortcut(self, callback_id: str, user: str) -> None:
+        """Choose a global shortcut from Slack's shortcuts menu."""
+        payload = global_shortcut(
+            user_id=user, callback_id=callback_id, trigger_id=self.slack.trigger_id()
+        )
+        self._deliver(payload_body(payload))
 
     def send(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         status, _, answer = post(
             self.events_url, body, headers or signed_headers(self.secret, body)
         )
         return status, answer
+
+    def _deliver(self, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+        """Send as Slack does; the app's answer, which must be HTTP 200."""
+        status, answer = self.send(body, headers)
+        if status != 200:
+            raise RuntimeError(f"the app answered HTTP {status}: {answer[:200]!r}")
+        return answer
 
     def answers(self, key: str) -> list[str]:
         """Texts sent to one response_url: the ephemeral answers to one command or press."""

@@ -25,6 +25,7 @@ TIERS: dict[str, int] = {
     "views.open": 100,
     "views.update": 100,
     "views.push": 100,
+    "views.publish": 100,
     "users.info": 100,
     "auth.test": 100,
 }

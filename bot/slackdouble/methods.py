@@ -165,12 +165,21 @@ def _trigger(ws: Workspace, args: JSON) -> Trigger:
 def _store_view(
     ws: Workspace, view: object, *, view_id: str, root: str, previous: str | None
 ) -> JSON:
+    stored = _shaped_view(ws, view, view_id=view_id, root=root, previous=previous)
+    ws.views[view_id] = stored
+    return {"view": stored}
+
+
+def _shaped_view(
+    ws: Workspace, view: object, *, view_id: str, root: str, previous: str | None
+) -> JSON:
+    """The view as Slack stores and answers it; `invalid_arguments` when it breaks a limit."""
     found = view_problems(view)
     if found or not isinstance(view, dict):
         messages = [f"[ERROR] {problem}" for problem in found]
         raise SlackError("invalid_arguments", response_metadata={"messages": messages})
     me = ws.identity
-    stored = {
+    return {
         "private_metadata": "",
         "callback_id": "",
         "external_id": "",
@@ -187,8 +196,6 @@ def _store_view(
         "root_view_id": root,
         "previous_view_id": previous,
     }
-    ws.views[view_id] = stored
-    return {"view": stored}
 
 
 def views_open(ws: Workspace, args: JSON) -> JSON:
@@ -227,6 +234,24 @@ def views_update(ws: Workspace, args: JSON) -> JSON:
         root=current["root_view_id"],
         previous=current["previous_view_id"],
     )
+
+
+def views_publish(ws: Workspace, args: JSON) -> JSON:
+    """A user's Home tab: a `home` view, replaced whole; `hash` guards against races."""
+    _required(args, "user_id", "view")
+    user, view = str(args["user_id"]), args["view"]
+    if user not in ws.users:
+        raise SlackError("user_not_found")
+    if not isinstance(view, dict) or view.get("type") != "home":
+        message = "[ERROR] must be home [json-pointer:/view/type]"
+        raise SlackError("invalid_arguments", response_metadata={"messages": [message]})
+    current = ws.homes.get(user)
+    if current and args.get("hash") and args["hash"] != current["hash"]:
+        raise SlackError("hash_conflict")
+    view_id = current["id"] if current else ws.next_id("V")
+    stored = _shaped_view(ws, view, view_id=view_id, root=view_id, previous=None)
+    ws.homes[user] = stored
+    return {"view": stored}
 
 
 def usergroups_users_list(ws: Workspace, args: JSON) -> JSON:
@@ -279,6 +304,7 @@ METHODS: dict[str, Callable[[Workspace, JSON], JSON]] = {
     "views.open": views_open,
     "views.push": views_push,
     "views.update": views_update,
+    "views.publish": views_publish,
     "usergroups.users.list": usergroups_users_list,
     "users.info": users_info,
     "conversations.info": conversations_info,

@@ -2,10 +2,11 @@
 
 The same dicts go two ways: as a Socket Mode envelope's payload
 (`double.socket.send("slash_commands", slash_command(...))`), or signed over HTTP
-(`form_body` for a slash command, `payload_body` for interactions, `signed_headers`,
-`post`). A person can only press what is on the screen: given the `message` (or `view`),
-the builders find the element by `action_id` and refuse one that is not there. Pass
-`double.trigger_id()` where the listener opens a modal: the default trigger is refused.
+(`form_body` for a slash command, `payload_body` for interactions, `json_body` for Events
+API callbacks, `signed_headers`, `post`). A person can only press what is on the screen:
+given the `message` (or `view`), the builders find the element by `action_id` and refuse
+one that is not there. Pass `double.trigger_id()` where the listener opens a modal: the
+default trigger is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +26,7 @@ from bot.slackdouble.state import JSON, Identity
 
 DEFAULT_TRIGGER = "13345224609.738474920.8088930838d88f008e0"
 VERIFICATION_TOKEN = "verification-token-double"  # deprecated, still sent by Slack
+FORM, JSON_TYPE = "application/x-www-form-urlencoded", "application/json"  # content types
 _APP = Identity()
 
 
@@ -74,14 +77,7 @@ def block_actions(
     found_block, element = _element(
         shown.get("blocks", []), action_id, block_id, strict=bool(message)
     )
-    action = {
-        "action_id": action_id,
-        "block_id": found_block,
-        "type": element.get("type", "button"),
-        "text": element.get("text", {"type": "plain_text", "text": action_id}),
-        "value": element.get("value", "") if value is None else value,
-        "action_ts": f"{time.time():.6f}",
-    }
+    action = _action(found_block, element, action_id, value)
     return {
         **_common("block_actions", user_id, team_id, trigger_id),
         "container": {
@@ -95,6 +91,71 @@ def block_actions(
         "state": {"values": {}},
         "response_url": response_url,
         "actions": [action],
+    }
+
+
+def view_actions(
+    *,
+    user_id: str,
+    view: JSON,
+    action_id: str,
+    value: str | None = None,
+    block_id: str | None = None,
+    trigger_id: str = DEFAULT_TRIGGER,
+    team_id: str = _APP.team_id,
+) -> JSON:
+    """A button pressed in a view (the Home tab, a modal): the button must be in its
+    blocks (in `block_id`'s block, when given). No response_url and no channel come with it."""
+    found_block, element = _element(view.get("blocks", []), action_id, block_id, strict=True)
+    return {
+        **_common("block_actions", user_id, team_id, trigger_id),
+        "container": {"type": "view", "view_id": view.get("id", "")},
+        "view": view,
+        "state": {"values": {}},
+        "actions": [_action(found_block, element, action_id, value)],
+    }
+
+
+def global_shortcut(
+    *,
+    user_id: str,
+    callback_id: str,
+    trigger_id: str = DEFAULT_TRIGGER,
+    team_id: str = _APP.team_id,
+) -> JSON:
+    """A global shortcut chosen from the shortcuts menu: no channel, no response_url."""
+    return {
+        **_common("shortcut", user_id, team_id, trigger_id),
+        "callback_id": callback_id,
+        "action_ts": f"{time.time():.6f}",
+    }
+
+
+def app_home_opened(*, user_id: str, tab: str = "home", team_id: str = _APP.team_id) -> JSON:
+    """The Events API callback Slack sends when someone opens the app's Home (or Messages)
+    tab."""
+    event = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": f"D{user_id.lstrip('UW')}",
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+    return event_callback(event, team_id)
+
+
+def event_callback(event: JSON, team_id: str = _APP.team_id) -> JSON:
+    """An Events API envelope around `event`, as Slack POSTs it (JSON)."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": _APP.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": _APP.bot_user_id, "is_bot": True}],
+        "is_ext_shared_channel": False,
     }
 
 
@@ -146,12 +207,19 @@ def payload_body(payload: JSON) -> bytes:
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def json_body(payload: JSON) -> bytes:
+    """An Events API callback's HTTP body: the JSON itself (send it as `JSON`)."""
+    return json.dumps(payload).encode()
+
+
+def signed_headers(
+    secret: str, body: bytes, timestamp: int | None = None, content_type: str = FORM
+) -> dict[str, str]:
     """The headers Slack signs a request with (`v0=` HMAC-SHA256 of `v0:ts:body`)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
     return {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": stamp,
         "X-Slack-Signature": signature or "",
     }
@@ -186,11 +254,25 @@ def _common(kind: str, user_id: str, team_id: str, trigger_id: str | None) -> JS
     return common
 
 
+def _action(block_id: str, element: dict[str, Any], action_id: str, value: str | None) -> JSON:
+    return {
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": element.get("type", "button"),
+        "text": element.get("text", {"type": "plain_text", "text": action_id}),
+        "value": element.get("value", "") if value is None else value,
+        "action_ts": f"{time.time():.6f}",
+    }
+
+
 def _element(
     blocks: list[JSON], action_id: str, block_id: str | None, *, strict: bool
 ) -> tuple[str, dict[str, Any]]:
-    """The block id and element with `action_id`; ValueError when `strict` and it is absent."""
+    """The block id and element with `action_id` (in the block `block_id`, when given and
+    shown); ValueError when `strict` and it is absent."""
     for block in blocks:
+        if strict and block_id is not None and block.get("block_id") != block_id:
+            continue
         for element in _interactive(block):
             if element.get("action_id") == action_id:
                 return block_id or block.get("block_id", ""), element

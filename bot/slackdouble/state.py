@@ -1,4 +1,5 @@
-"""What the double's workspace holds: messages with their edits, ephemerals, views, triggers.
+"""What the double's workspace holds: messages with their edits, ephemerals, views, Home
+tabs, triggers.
 
 Plain records and one store, no HTTP and no rules: `methods` decides what a call may do
 and changes the store; `SlackDouble` reads it under its lock and hands tests copies.
@@ -124,6 +125,7 @@ class Workspace:
         self.posted: dict[str, dict[str, Message]] = {channel: {} for channel in channels}
         self.ephemerals: list[Ephemeral] = []
         self.views: dict[str, JSON] = {}
+        self.homes: dict[str, JSON] = {}  # user id -> the Home tab views.publish last set
         self.triggers: dict[str, Trigger] = {}
         self._last_us = 0
         self._ids = itertools.count(1)

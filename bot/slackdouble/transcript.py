@@ -6,7 +6,8 @@ buttons `[Approve] [Reject]`; mrkdwn stays as written but for what Slack turns i
 names (`<@U1>` -> `@Alice`, `<!subteam^S1>` -> `@handle`, `<#C1>` -> `#ops`), dates
 (`<!date^…|fallback>` -> fallback), links (`<url|label>` -> label) and the escapes
 `&amp; &lt; &gt;`. Thread replies follow, indented by four spaces; "(edited N×)" ends a
-message that was edited. Messages are separated by a blank line.
+message that was edited. Messages are separated by a blank line. `render_view` reads a
+view's blocks the same way (the Home tab).
 """  # noqa: RUF002 (a real multiplication sign, as printed)
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def render(messages: Iterable[Message], names: Names) -> str:
             lines += [(_INDENT + line).rstrip() for line in _message(reply, names)]
         chunks.append("\n".join(lines))
     return "\n\n".join(chunks) + "\n" if chunks else ""
+
+
+def render_view(blocks: list[dict[str, Any]], names: Names) -> str:
+    """A view (the Home tab, a modal) as a person reads it: its blocks, one line each."""
+    return "\n".join(_blocks(blocks, names)) + "\n" if blocks else ""
 
 
 def mrkdwn(text: str, names: Names) -> str:

@@ -22,7 +22,7 @@ from bot.slackdouble.methods import METHODS, answer
 from bot.slackdouble.responses import ResponseUrls
 from bot.slackdouble.socket import SocketModeServer
 from bot.slackdouble.state import JSON, Call, Ephemeral, Identity, Message, Response, Workspace
-from bot.slackdouble.transcript import Names, render
+from bot.slackdouble.transcript import Names, render, render_view
 from bot.slackdouble.wire import Answer, HttpServer, json_object
 
 
@@ -176,12 +176,25 @@ class SlackDouble:
         with self._lock:
             return copy.deepcopy(self._workspace.views)
 
+    @property
+    def homes(self) -> dict[str, JSON]:
+        """Each user's Home tab as views.publish last set it, by user id."""
+        with self._lock:
+            return copy.deepcopy(self._workspace.homes)
+
     def transcript(self, channel: str, handles: Mapping[str, str] | None = None) -> str:
         """The channel as a person reads it; `handles` maps user-group ids to handles."""
+        return render(self._channel(channel), self._names(handles))
+
+    def home_transcript(self, user: str, handles: Mapping[str, str] | None = None) -> str:
+        """`user`'s Home tab as they read it ("" before anything was published)."""
+        home = self.homes.get(user)
+        return render_view(home["blocks"], self._names(handles)) if home else ""
+
+    def _names(self, handles: Mapping[str, str] | None) -> Names:
         ws = self._workspace
         users = {**ws.users, self.identity.bot_user_id: "migrate-bot"}
-        names = Names(users=users, handles=handles or {}, channels=ws.channels)
-        return render(self._channel(channel), names)
+        return Names(users=users, handles=handles or {}, channels=ws.channels)
 
     def _channel(self, channel: str) -> list[Message]:
         with self._lock:

@@ -225,6 +225,18 @@ class Store:
         found = self._requests(query.order_by(REQUESTS.c.id.desc()).limit(1))
         return found[0] if found else None
 
+    def last_channel(self, requester: str) -> str | None:
+        """The channel of `requester`'s newest request: where the shortcut's form posts
+        unless they choose another."""
+        query = (
+            sa.select(REQUESTS.c.channel)
+            .where(REQUESTS.c.requester == requester, REQUESTS.c.channel.is_not(None))
+            .order_by(REQUESTS.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            return conn.execute(query).scalar()
+
     def open_requests(self) -> list[Request]:
         return self.in_states(*OPEN)
 

@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from bot.slack.blocks import SHORTCUT_ID
 from tests.deploy.kit import DEPLOY, load
 
 
@@ -39,19 +40,35 @@ def test_slack_manifest_declares_the_migrate_command() -> None:
 
 
 def test_slack_manifest_turns_on_interactivity_and_socket_mode() -> None:
-    """Buttons and the modal work over Socket Mode; no org deploy, no token rotation."""
+    """Buttons, the shortcut and the modal work over Socket Mode; no org deploy, no token
+    rotation."""
     manifest = load(DEPLOY / "slack-app-manifest.yml")
     settings = manifest["settings"]
     assert settings["interactivity"] == {"is_enabled": True}
     assert settings["socket_mode_enabled"] is True
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
-    assert "event_subscriptions" not in settings  # the bot listens to no events
     assert manifest["display_information"]["name"] == "migrate-bot"
     assert manifest["features"]["bot_user"] == {
         "display_name": "migrate-bot",
         "always_online": True,
     }
+
+
+def test_slack_manifest_has_the_home_tab_its_event_and_the_shortcut_only() -> None:
+    """The Home tab (no Messages tab), the one event that publishes it, and the global
+    "Migrate a VM" shortcut whose callback_id the bot listens to; nothing else."""
+    manifest = load(DEPLOY / "slack-app-manifest.yml")
+    features = manifest["features"]
+    assert features["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": False,
+        "messages_tab_read_only_enabled": False,
+    }
+    (shortcut,) = features["shortcuts"]
+    assert shortcut["type"] == "global" and shortcut["name"] == "Migrate a VM"
+    assert shortcut["callback_id"] == SHORTCUT_ID
+    assert manifest["settings"]["event_subscriptions"] == {"bot_events": ["app_home_opened"]}
 
 
 def test_slack_manifest_keeps_to_the_manifest_schema() -> None:
@@ -79,6 +96,15 @@ def test_slack_manifest_keeps_to_the_manifest_schema() -> None:
         "unfurl_domains",
     }
     assert re.fullmatch(r"[\w\-.]{1,80}", features["bot_user"]["display_name"])
+    for shortcut in features["shortcuts"]:
+        assert set(shortcut) == {"name", "type", "callback_id", "description"}
+        assert shortcut["name"] and shortcut["description"]
+        assert re.fullmatch(r"[\w-]{1,255}", shortcut["callback_id"])
+    assert set(features["app_home"]) <= {
+        "home_tab_enabled",
+        "messages_tab_enabled",
+        "messages_tab_read_only_enabled",
+    }
     for command in features["slash_commands"]:
         assert set(command) <= {"command", "description", "should_escape", "url", "usage_hint"}
         assert command["command"].startswith("/") and len(command["command"]) <= 32
@@ -93,6 +119,7 @@ def test_slack_manifest_keeps_to_the_manifest_schema() -> None:
         "socket_mode_enabled",
         "token_rotation_enabled",
     }
+    assert set(settings["event_subscriptions"]) <= {"request_url", "bot_events", "user_events"}
     assert set(settings["interactivity"]) <= {
         "is_enabled",
         "request_url",

@@ -14,14 +14,19 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slackdouble import (
     SlackDouble,
+    app_home_opened,
     block_actions,
     block_suggestion,
     form_body,
+    global_shortcut,
+    json_body,
     payload_body,
     signed_headers,
     slash_command,
+    view_actions,
     view_submission,
 )
+from bot.slackdouble.payloads import JSON_TYPE
 from tests.slackdouble.kit import actions, button, modal, text
 
 SECRET = "signing-secret"
@@ -132,3 +137,50 @@ def test_bolt_answers_a_block_suggestion(app: App, client: WebClient, double: Sl
     assert payload["container"] == {"type": "view", "view_id": view["id"]}
     response = app.dispatch(signed(payload_body(payload)))
     assert json.loads(response.body) == {"options": options}
+
+
+def test_bolt_takes_a_signed_app_home_opened_event(app: App) -> None:
+    """An Events API callback is JSON, signed like the rest; bolt acks it and hands the
+    event to its listener."""
+    opened: list[str] = []
+    app.event("app_home_opened")(lambda event: opened.append(f"{event['user']} {event['tab']}"))
+    body = json_body(app_home_opened(user_id="U1"))
+    request = BoltRequest(body=body.decode(), headers=signed_headers(SECRET, body, None, JSON_TYPE))
+    assert app.dispatch(request).status == 200
+    assert opened == ["U1 home"]
+    forged = BoltRequest(body=body.decode(), headers=signed_headers("x", body, None, JSON_TYPE))
+    assert app.dispatch(forged).status == 401
+
+
+def test_bolt_routes_a_global_shortcut_and_a_press_on_a_home_view(app: App) -> None:
+    """A shortcut carries its callback_id and a trigger; a press on a view names the block
+    it was in (two Approve buttons: the second block's), and has no response_url."""
+    seen: list[Any] = []
+
+    @app.shortcut("migrate_shortcut")
+    def shortcut(ack: Ack, shortcut: dict[str, Any]) -> None:
+        ack()
+        seen.append(shortcut["trigger_id"])
+
+    @app.action("approve")
+    def approve(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        ack()
+        where = body["view"]["type"]
+        seen.append((action["block_id"], action["value"], where, "response_url" in body))
+
+    payload = global_shortcut(user_id="U1", callback_id="migrate_shortcut", trigger_id="t-1")
+    assert app.dispatch(signed(payload_body(payload))).status == 200
+    view = {
+        "id": "V1",
+        "type": "home",
+        "blocks": [
+            actions(button("approve", "1:2"), block_id="home:1"),
+            actions(button("approve", "2:5"), block_id="home:2"),
+        ],
+    }
+    press = view_actions(user_id="U2", view=view, action_id="approve", block_id="home:2")
+    assert press["container"] == {"type": "view", "view_id": "V1"}
+    assert app.dispatch(signed(payload_body(press))).status == 200
+    assert seen == ["t-1", ("home:2", "2:5", "home", False)]
+    with pytest.raises(ValueError, match="reject"):
+        view_actions(user_id="U2", view=view, action_id="reject")

@@ -210,6 +210,42 @@ def test_modal_limits(client: WebClient, double: SlackDouble) -> None:
     ]
 
 
+def test_views_publish_sets_each_users_home_tab(client: WebClient, double: SlackDouble) -> None:
+    """A home view per user, replaced whole under one view id; a stale hash, a modal, an
+    unknown user or 101 blocks are refused as Slack refuses them."""
+    home = {"type": "home", "blocks": [section("*Running now* <@U2>"), actions(button("approve"))]}
+    first = client.views_publish(user_id="U1", view=home)["view"]
+    assert first["id"].startswith("V") and first["type"] == "home" and first["hash"]
+    second = client.views_publish(user_id="U1", view={**home, "blocks": [section("later")]})
+    assert second["view"]["id"] == first["id"] and second["view"]["hash"] != first["hash"]
+    stale = refused(lambda: client.views_publish(user_id="U1", hash=first["hash"], view=home))
+    assert stale["error"] == "hash_conflict"
+    assert double.homes["U1"]["blocks"] == [section("later")] and "U2" not in double.homes
+    assert double.views == {}  # a Home tab is not a modal
+    assert refused(lambda: client.views_publish(user_id="U9", view=home))["error"] == (
+        "user_not_found"
+    )
+    not_home = refused(lambda: client.views_publish(user_id="U1", view=MODAL))
+    assert not_home["response_metadata"]["messages"] == [
+        "[ERROR] must be home [json-pointer:/view/type]"
+    ]
+    too_long = {"type": "home", "blocks": [section("x")] * 101}
+    answer = refused(lambda: client.views_publish(user_id="U2", view=too_long))
+    assert answer["response_metadata"]["messages"] == [
+        "[ERROR] must be less than 101 items [json-pointer:/view/blocks]"
+    ]
+
+
+def test_home_transcript_reads_the_tab_as_its_user_does(
+    client: WebClient, double: SlackDouble
+) -> None:
+    """Mentions and channels become names, buttons a line of labels; nothing: ""."""
+    assert double.home_transcript("U1") == ""
+    blocks = [section("#1 in <#C1> by <@U2>"), actions(button("approve"), button("reject"))]
+    client.views_publish(user_id="U1", view={"type": "home", "blocks": blocks})
+    assert double.home_transcript("U1") == "#1 in #ops by @Bob\n[Approve] [Reject]\n"
+
+
 def test_directory_lookups(client: WebClient) -> None:
     """usergroups.users.list, users.info and conversations.info answer from the setup."""
     assert client.usergroups_users_list(usergroup="S1")["users"] == ["U2", "U3"]

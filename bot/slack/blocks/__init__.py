@@ -7,12 +7,13 @@
 - `request`: the request message, dry run, `/migrate list` and `/migrate status`.
 - `thread`: steps, outcome, stuck and stalled notices in the thread; ephemeral replies.
 - `modal`: the "Migrate VM" modal and `block_suggestion` option lists.
+- `home`: the Home tab.
 """
 
 from bot.slack.blocks.buttons import button_value, parse_button_value
 from bot.slack.blocks.card import Card
 from bot.slack.blocks.kit import Message, date_token, escape, mention
-from bot.slack.blocks.modal import MODAL_ID, migrate_modal, options
+from bot.slack.blocks.modal import MODAL_ID, SHORTCUT_ID, migrate_modal, options
 from bot.slack.blocks.request import dry_run_message, request_list, request_message, request_status
 from bot.slack.blocks.thread import (
     notice,
@@ -26,6 +27,7 @@ from bot.slack.blocks.thread import (
 
 __all__ = [
     "MODAL_ID",
+    "SHORTCUT_ID",
     "Card",
     "Message",
     "button_value",

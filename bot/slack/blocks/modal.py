@@ -5,7 +5,8 @@ only clipping. The radio `what` at the top picks the form, as the command's gram
 one VM, several (a list or a tag), or a host to empty. The block_id/action_id pairs are what
 the view_submission handler reads: `what`; one VM: `vm`, `host`, `sr`, `disk_<userdevice>`
 (action `disk`); several: `vms`, `tag`, `to` (action `hosts`), `sr`; a host: `evacuate`
-(action `host`), `to`; every form: `mode`, `shutdown`, `at`.
+(action `host`), `to`; every form: `mode`, `shutdown`, `at`. Opened from the "Migrate a
+VM" shortcut, which has no channel, the form first asks where to post (`channel`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.slack.blocks.kit import (
 )
 
 MODAL_ID = "migrate_modal"
+SHORTCUT_ID = "migrate_shortcut"  # the global shortcut that opens the modal from anywhere
 ONE, SEVERAL, EVACUATE = "one", "several", "evacuate"
 WHATS = [("One VM", ONE), ("Several VMs", SEVERAL), ("Evacuate a host", EVACUATE)]
 FIRST_FIELD = {ONE: "vm", SEVERAL: "vms", EVACUATE: "evacuate"}  # where a form's error shows
@@ -55,6 +57,7 @@ def migrate_modal(
     sr_options: Sequence[Mapping[str, str]] = (),
     mode: str | None = None,
     what: str = ONE,
+    ask_channel: bool = False,
 ) -> dict[str, Any]:
     """The form behind a bare `/migrate`: `what` (one VM, several, a host to empty) picks
     its fields, and choosing another rebuilds it; choosing one VM rebuilds it with that
@@ -62,9 +65,11 @@ def migrate_modal(
 
     `vm` is {"text", "value"}; each disk is {"userdevice", "device", "size", "sr"} (names
     as shown); `sr_options` are {"text", "value"} for the per-disk selects (one VM only).
+    `ask_channel`: the form asks where to post, `channel_id` (may be "") chosen first.
     """
     chosen = next((w for w in WHATS if w[1] == what), WHATS[0])
-    blocks = [_input("what", "What to move", _radio("what", WHATS, chosen), dispatch=True)]
+    blocks = [_channel(channel_id)] if ask_channel else []
+    blocks.append(_input("what", "What to move", _radio("what", WHATS, chosen), dispatch=True))
     srs: list[dict[str, Any]] = []
     if chosen[1] == SEVERAL:
         blocks += _several()
@@ -73,7 +78,7 @@ def migrate_modal(
     else:
         blocks += _one_vm(vm)
         srs = [option(o["text"], o["value"]) for o in sr_options[:OPTIONS]]
-    room = MODAL_BLOCKS - FIXED_BLOCKS
+    room = MODAL_BLOCKS - FIXED_BLOCKS - int(ask_channel)
     if srs:
         blocks += [_disk(disk, srs) for disk in disks[:room]]
     picked = next((o for o in MODES if o[1] == mode), MODES[0])
@@ -90,9 +95,25 @@ def migrate_modal(
         "title": plain("Migrate VM", MODAL_TITLE),
         "submit": plain("Check", MODAL_TITLE),
         "close": plain("Cancel", MODAL_TITLE),
-        "private_metadata": json.dumps({"channel": channel_id}),
+        "private_metadata": json.dumps(
+            {"ask_channel": True} if ask_channel else {"channel": channel_id}
+        ),
         "blocks": blocks,
     }
+
+
+def _channel(channel_id: str) -> dict[str, Any]:
+    """Where the request is posted: its approval and thread happen there."""
+    select: dict[str, Any] = {
+        "type": "conversations_select",
+        "action_id": "channel",
+        "placeholder": plain("Choose a channel", 150),
+        "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+    }
+    if channel_id:
+        select["initial_conversation"] = channel_id
+    hint = "The request, its approval and its thread go there."
+    return _input("channel", "Post the request in", select, hint=hint)
 
 
 def _one_vm(vm: dict[str, str] | None) -> list[dict[str, Any]]:
