@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint format bench crash failover clean
+.PHONY: test demo lint format bench crash failover fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ crash: $(STAMP)
 
 failover: $(STAMP)
 	$(BIN)/python -m tests.crash.failover 20
+
+# 100,000 generated payloads and 1,000 forged/replayed/truncated ones; SEED=… reruns one.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.campaign 100000 --rejected 1000 $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

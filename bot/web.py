@@ -7,6 +7,7 @@ reported in the body but does not fail it, so a probe never cuts Slack off).
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
 from waitress.server import create_server
 
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -30,6 +32,8 @@ def wsgi_app(readiness: Readiness, app: App | None, metrics: Metrics | None = No
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         if path == "/slack/events" and slack is not None and method == "POST":
+            if not _readable(environ):
+                return _json(start_response, 400, {"error": "not a Slack request"})
             return slack(environ, start_response)
         if path == "/metrics" and metrics is not None and method == "GET":
             return _metrics(start_response, metrics)
@@ -54,6 +58,22 @@ def metrics_app(metrics: Metrics) -> WSGI:
     return serve
 
 
+def _readable(environ: dict[str, Any]) -> bool:
+    """Whether bolt can parse the body. bolt parses it before it checks Slack's signature,
+    so a body that is not UTF-8, or a `payload=` cut short, raised there: a 500 and a
+    traceback for anyone on the network. Read here once, and handed on unread."""
+    try:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    except ValueError:  # CONTENT_LENGTH that is not a number
+        return False
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        parse_body(body.decode("utf-8"), environ.get("CONTENT_TYPE"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return False
+    return True
+
+
 def _metrics(start_response: Callable[..., Any], metrics: Metrics) -> list[bytes]:
     body = metrics.render()
     start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
@@ -62,7 +82,7 @@ def _metrics(start_response: Callable[..., Any], metrics: Metrics) -> list[bytes
 
 def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}[status]
     start_response(
         f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],

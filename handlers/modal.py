@@ -96,7 +96,7 @@ def switch_form(client: WebClient, view: dict[str, Any], what: str, reply: Reply
     try:
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
     except SlackApiError as error:
-        if error.response.get("error") != "hash_conflict":
+        if error.response.get("error") not in ("hash_conflict", "not_found"):  # or closed since
             raise
 
 

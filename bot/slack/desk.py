@@ -282,7 +282,11 @@ class Desk:
             srs,
             ask_channel=asks_channel(view),
         )
-        self.notifier.client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
+        try:
+            self.notifier.client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
+        except SlackApiError as error:  # closed since, or a later choice rebuilt it: that stands
+            if error.response.get("error") not in ("hash_conflict", "not_found"):
+                raise
 
     # -- list, status, cancel -------------------------------------------------------------
     def list(self, reply: Reply) -> None:

@@ -1,0 +1,1 @@
+"""`make fuzz`: the large generated-payload campaign (`python -m tests.fuzz.campaign`)."""
