@@ -212,6 +212,7 @@ def _bot() -> Iterator[tuple[Pool, JudgingDouble, Service, Callable[[], None]]]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(TemporaryDirectory(prefix="fuzz-")))
         pool = next(stack.enter_context(contextlib.closing(demo_pool())))
+        stack.callback(pool.close)  # closing the generator skips its own logout
         slack = JudgingDouble(
             users={**USERS, FORGER: "mallory"},
             usergroups={"S1": ["ULEAD2"]},
