@@ -65,7 +65,7 @@ class PoolFinder:
             return named, bare
         if len(self.planners) == 1:
             return next(iter(self.planners)), bare
-        return self.holder("host", [bare], list(self.planners)), bare
+        return self.holder("host", [bare], list(self.planners), takes_option=False), bare
 
     def within(self, pool: str, call: Callable[[], T]) -> T:
         """Run a preview in `pool`; a host or SR found only in another pool is a cross-pool
@@ -115,8 +115,11 @@ class PoolFinder:
             return bare, suffix
         return name, None
 
-    def holder(self, kind: str, names: Sequence[str], allowed: Sequence[str]) -> str:
-        """The one pool that has the names; a plain question when several do or none."""
+    def holder(
+        self, kind: str, names: Sequence[str], allowed: Sequence[str], takes_option: bool = True
+    ) -> str:
+        """The one pool that has the names; a plain question when several do or none
+        (`takes_option`: the command takes `pool=`, so the question may offer it)."""
         found = self._ask(allowed, kind, names)
         answered = {pool: has for pool, has in found.items() if has is not None}
         having = [pool for pool, has in answered.items() if has]
@@ -129,7 +132,9 @@ class PoolFinder:
         if len(complete) > 1:
             first = next(n for n in names if all(n in answered[p] for p in complete))
             pool = complete[-1]
-            like = f"pool={pool}" if kind == "tag" else f"{first}@{pool} or pool={pool}"
+            hints = [] if kind == "tag" else [f"{first}@{pool}"]
+            hints += [f"pool={pool}"] if takes_option else []
+            like = " or ".join(hints)
             raise UserError(
                 f"{kind} {first} is in more than one pool ({_listed(complete)}): say which, "
                 f"like {like}."

@@ -196,3 +196,12 @@ def test_enable_finds_the_hosts_pool_and_asks_its_approvers(bot: Bot, site_b: Po
     assert site_b.x.host.get_enabled(host) is False
     answer(bot, "enable b-host2", user="ULEAD2")
     assert bot.until(lambda: site_b.x.host.get_enabled(host))
+
+
+def test_enable_of_a_host_named_alike_in_both_pools_asks_for_host_at_pool(
+    bot: Bot, site_b: Pool
+) -> None:
+    site_b.x.host.set_name_label(site_b.ref("host", "b-host2"), "host2")
+    said = answer(bot, "enable host2", user="ULEAD")
+    assert "host host2 is in more than one pool" in said and "like host2@site-b." in said
+    assert "pool=" not in said
