@@ -162,6 +162,15 @@ def build_core(settings: Settings, clock: Clock | None = None, watch_pause: floa
             lock.release()
         raise
     runs = {c.name: _pool_run(settings, c, store, clock, watch_pause) for c in configs}
+    for req in store.open_requests():
+        if req.pool not in runs:  # nobody here runs or expires it: say so at every start
+            log.warning(
+                "request #%s (%s) is %s in pool %s, which BOT_POOLS_FILE no longer lists",
+                req.id,
+                req.vm_name,
+                req.state,
+                req.pool,
+            )
     fleet = Fleet({name: run.engine for name, run in runs.items()})
     return Core(store, runs, fleet, lock)
 

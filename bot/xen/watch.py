@@ -61,6 +61,8 @@ class TaskWatcher:
     def stop(self) -> None:
         """Stop the loop: wake the pending event.from with an injected pool event."""
         self._stop.set()
+        if self._thread.ident is None:  # never started: a replica that never led the pool
+            return
         with contextlib.suppress(XenError):  # unreachable: the loop's own timeout ends it
             self._xapi.call(lambda x: x.event.inject("pool", x.pool.get_all()[0]))
         self._thread.join(self._poll + 5)

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.settings import Settings
 from bot.slackdouble import block_suggestion, payload_body, view_submission
 from bot.states import State
+from bot.store.store import Store
+from bot.wiring import build_core
 from tests.slack.test_modal import choose, open_modal
+from tests.store.test_store import new
 from tests.support.pool import Pool, scenario_pool
 from tests.support.slack_rig import Bot, filed, serving
 
@@ -205,3 +209,31 @@ def test_enable_of_a_host_named_alike_in_both_pools_asks_for_host_at_pool(
     said = answer(bot, "enable host2", user="ULEAD")
     assert "host host2 is in more than one pool" in said and "like host2@site-b." in said
     assert "pool=" not in said
+
+
+def test_an_open_request_of_a_pool_no_longer_listed_is_named_at_start(
+    pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = f"sqlite:///{tmp_path / 'bot.db'}"
+    gone = Store(db, pool.clock).for_pool("site-gone")
+    filed_there = new(gone, vm_name="legacy09")
+    gone.close()
+    (tmp_path / "pools.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "pools": [
+                    {
+                        "name": "site-a",
+                        "url": pool.server.url,
+                        "username": "root",
+                        "password": "secret",
+                    }
+                ]
+            }
+        )
+    )
+    settings = Settings(
+        _env_file=None, bot_pools_file=str(tmp_path / "pools.yaml"), bot_database_url=db
+    )
+    build_core(settings, pool.clock).stop()  # never started: stops all the same
+    assert f"request #{filed_there.id} (legacy09) is pending in pool site-gone" in caplog.text
