@@ -51,10 +51,6 @@ class Replica:
         self.lost = False
         self._thread = threading.Thread(target=self._watch, name="replica", daemon=True)
 
-    @property
-    def leads(self) -> bool:
-        return self.leadership is None or self.leadership.held
-
     def start(self) -> Replica:
         if self.leadership is None:
             self.begin()

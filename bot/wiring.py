@@ -114,11 +114,6 @@ class Core:
             return next(iter(self.pools.values()))
         return self.pools[name]
 
-    def start(self) -> Core:
-        for run in self.pools.values():
-            run.start()
-        return self
-
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the database works and, for each pool this replica leads, the
         scheduler; XAPI's events are only reported. A follower is ready: it answers Slack."""

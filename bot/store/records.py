@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from bot.errors import UserError
 from bot.models import Intent, Mode, ShutdownKind
+from bot.settings import SINGLE
 from bot.states import State
 
 StepState = Literal["issuing", "running", "done", "failed", "cancelled"]
@@ -46,7 +47,7 @@ class Request:
     kind: str = "move"  # "batch": many VMs, each moved by a child request
     batch_id: int | None = None  # the batch a child request belongs to
     board_ts: str | None = None  # a batch's board message in its thread
-    pool: str = "default"  # the pool the VM is in (bot.settings.pool_configs)
+    pool: str = SINGLE  # the pool the VM is in (bot.settings.pool_configs)
 
     @property
     def people(self) -> tuple[str, ...]:

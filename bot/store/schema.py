@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from bot.settings import SINGLE
 from bot.states import ACTIVE, FINISHED
 
 METADATA = sa.MetaData()
@@ -49,7 +50,7 @@ REQUESTS = sa.Table(
     sa.Column("batch_id", sa.Integer, sa.ForeignKey("requests.id", name="requests_batch_fk")),
     sa.Column("board_ts", sa.String),  # a batch's board in its thread
     # the pool the VM is in: its leader runs the request (`default`: the XEN_* pool)
-    sa.Column("pool", sa.String(40), nullable=False, server_default="default"),
+    sa.Column("pool", sa.String(40), nullable=False, server_default=SINGLE),
     sa.Index("requests_state", "state"),
     sa.Index("requests_batch", "batch_id"),
     sa.Index("requests_pool_state", "pool", "state"),
